@@ -1,0 +1,107 @@
+# cotylua: a service manager for long-running services written in Lua.
+#
+#   make            build the binary, the cotylua.core module and the spec helper
+#   make demo       run examples/services.lua in the foreground (Ctrl-C stops it)
+#   make check      unit tests, specs, and the specs again under ASan/UBSan
+#   make install    PREFIX=/usr/local DESTDIR=
+#   make deps       install missing Debian packages (as root), else print the line
+#
+# luarocks passes LUA_INCDIR, LUA_LIBDIR, LIBFLAG, CFLAGS, PREFIX, BINDIR,
+# LIBDIR and LUADIR; without them pkg-config gives the Lua flags.
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib/x86_64-linux-gnu/lua/5.4
+LUADIR ?= $(PREFIX)/share/lua/5.4
+LUA ?= lua5.4
+BUSTED ?= busted
+CC ?= cc
+CFLAGS ?= -O2 -g
+LIBFLAG ?= -shared
+
+DEBS = lua5.4 liblua5.4-dev libsystemd-dev lua-busted pkg-config gcc make
+
+ifdef LUA_INCDIR
+LUA_CFLAGS = -I$(LUA_INCDIR)
+else
+LUA_CFLAGS := $(shell pkg-config --cflags lua5.4 2>/dev/null)
+endif
+LUA_LIBS := $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
+SD_CFLAGS := $(shell pkg-config --cflags libsystemd 2>/dev/null)
+SD_LIBS := $(shell pkg-config --libs libsystemd 2>/dev/null || echo -lsystemd)
+
+WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+ALL_CFLAGS = -std=c99 -fPIC $(WARN) $(CFLAGS) $(LUA_CFLAGS) $(SD_CFLAGS) $(EXTRA_CFLAGS)
+
+B ?= build
+ENGINE = log loop restart proctitle manager worker lcall lcotylua
+ENGINE_OBJS = $(ENGINE:%=$(B)/obj/%.o)
+BIN = $(B)/bin/cotylua
+MOD = $(B)/lib/cotylua/core.so
+SPEC_HELPER = $(B)/spec/proc.so
+UNIT = $(B)/test/test_restart $(B)/test/test_loop
+
+.PHONY: all demo check unit spec spec-asan install uninstall clean deps
+all: $(BIN) $(MOD) $(SPEC_HELPER)
+
+$(B)/obj/%.o: src/%.c src/*.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(B)/obj/embedded.c: lua/cotylua.lua tools/embed.lua
+	@mkdir -p $(@D)
+	$(LUA) tools/embed.lua lua/cotylua.lua coty_embedded_lua > $@
+
+$(B)/obj/embedded.o: $(B)/obj/embedded.c
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BIN): $(ENGINE_OBJS) $(B)/obj/main.o $(B)/obj/embedded.o
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) $(LDFLAGS) -o $@ $^ $(LUA_LIBS) $(SD_LIBS) -lm
+
+$(MOD): $(ENGINE_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(LIBFLAG) $(CFLAGS) $(EXTRA_CFLAGS) $(LDFLAGS) -o $@ $^ $(SD_LIBS) -lm
+
+$(SPEC_HELPER): spec/support/proc.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LIBFLAG) -o $@ $<
+
+$(B)/test/%: test/%.c $(ENGINE_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(ENGINE_OBJS) $(LUA_LIBS) $(SD_LIBS) -lm
+
+demo: deps all
+	$(BIN) examples/services.lua
+
+# The whole suite: C unit tests, the specs against the normal build, then
+# the specs against an ASan/UBSan build. Ends with "N passed, N failed".
+check: deps all $(UNIT)
+	$(MAKE) B=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
+	    EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all
+	sh tools/check.sh $(UNIT)
+
+install: $(BIN) $(MOD)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/cotylua $(DESTDIR)$(LUADIR)
+	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/cotylua
+	install -m 755 $(MOD) $(DESTDIR)$(LIBDIR)/cotylua/core.so
+	install -m 644 lua/cotylua.lua $(DESTDIR)$(LUADIR)/cotylua.lua
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/cotylua $(DESTDIR)$(LIBDIR)/cotylua/core.so \
+	    $(DESTDIR)$(LUADIR)/cotylua.lua
+	-rmdir $(DESTDIR)$(LIBDIR)/cotylua 2>/dev/null
+
+clean:
+	rm -rf build build-asan
+
+deps:
+	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+	    | grep -q 'ok installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing: $$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	else \
+	    echo "missing Debian packages; run: sudo apt-get install -y $$missing"; exit 1; \
+	fi

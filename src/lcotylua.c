@@ -1,0 +1,307 @@
+/*
+ * lcotylua.c - luaopen_cotylua_core: the one place where C meets Lua.
+ *
+ * It turns Lua calls into manager and worker calls, and the manager's
+ * events back into calls of the Lua handlers that lua/cotylua.lua gives to
+ * core.run(). Validation of user tables with friendly messages is done on
+ * the Lua side; here arguments are checked for type and range only.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "cotylua.h"
+#include "lcall.h"
+#include "log.h"
+#include "loop.h"
+#include "manager.h"
+#include "worker.h"
+
+static int handlers_ref = LUA_NOREF;
+static int check_mode;
+
+/* ---- manager events -> Lua handlers ---------------------------------- */
+
+/* Calls handlers[name] with the nargs values on the stack top. */
+static void handler(lua_State *L, const char *name, int nargs)
+{
+    luaL_checkstack(L, 4, "calling a cotylua handler");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, handlers_ref);
+    lua_getfield(L, -1, name);
+    lua_remove(L, -2);
+    lua_insert(L, -(nargs + 1));
+    if (coty_lua_call(L, nargs, 0) != LUA_OK) {
+        coty_error("error in the %s handler: %s", name, lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+}
+
+static void on_terminate(void *ud) { handler(ud, "terminate", 0); }
+static void on_reload(void *ud) { handler(ud, "reload", 0); }
+
+static void on_dead(void *ud, int sid, int wid, int code)
+{
+    lua_State *L = ud;
+
+    luaL_checkstack(L, 3, "calling a cotylua handler");
+    lua_pushinteger(L, sid);
+    lua_pushinteger(L, wid);
+    lua_pushinteger(L, code);
+    handler(L, "dead", 3);
+}
+
+static void on_worker(void *ud, const struct coty_worker_info *info)
+{
+    lua_State *L = ud;
+
+    lua_rawgeti(L, LUA_REGISTRYINDEX, handlers_ref);
+    lua_getfield(L, -1, "worker");
+    coty_worker_main(L, info, -1);
+}
+
+static const struct coty_mgr_ops ops = {
+    .on_terminate = on_terminate,
+    .on_reload = on_reload,
+    .on_dead = on_dead,
+    .worker = on_worker,
+};
+
+/* ---- the manager ----------------------------------------------------- */
+
+static double opt_number(lua_State *L, int t, const char *field, double def)
+{
+    double v;
+
+    if (lua_getfield(L, t, field) == LUA_TNIL) {
+        lua_pop(L, 1);
+        return def;
+    }
+    v = luaL_checknumber(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+/* Reads a restart policy table at index t (missing fields from def). */
+static struct coty_restart_policy restart_policy(lua_State *L, int t,
+                                                 const struct coty_restart_policy *def)
+{
+    struct coty_restart_policy p = *def;
+    const char *bad;
+
+    if (lua_isnoneornil(L, t))
+        return p;
+    luaL_checktype(L, t, LUA_TTABLE);
+    p.burst = (int)opt_number(L, t, "burst", p.burst);
+    p.interval = opt_number(L, t, "interval", p.interval);
+    p.delay = opt_number(L, t, "delay", p.delay);
+    p.max_delay = opt_number(L, t, "max_delay", p.max_delay);
+    if ((bad = coty_restart_check(&p)))
+        luaL_error(L, "bad restart.%s", bad);
+    return p;
+}
+
+/* core.manager(graceful_shutdown_timeout, restart) */
+static int l_manager(lua_State *L)
+{
+    struct coty_mgr_conf conf;
+
+    conf.graceful_timeout = luaL_checknumber(L, 1);
+    luaL_argcheck(L, isfinite(conf.graceful_timeout) && conf.graceful_timeout >= 0, 1,
+                  "graceful_shutdown_timeout must be a number >= 0");
+    conf.restart = restart_policy(L, 2, &coty_restart_defaults);
+    if (coty_mgr_create(&conf) < 0)
+        return luaL_error(L, "a manager already exists in this process");
+    return 0;
+}
+
+/* core.add(name, workers, graceful_timeout or -1, restart) -> id */
+static int l_add(lua_State *L)
+{
+    struct coty_service_conf conf;
+    int id;
+
+    if (!coty_mgr_exists())
+        return luaL_error(L, "no manager");
+    conf.name = luaL_checkstring(L, 1);
+    conf.workers = (int)luaL_checkinteger(L, 2);
+    luaL_argcheck(L, conf.workers >= 1, 2, "workers must be >= 1");
+    conf.graceful_timeout = luaL_checknumber(L, 3);
+    conf.restart = restart_policy(L, 4, &coty_mgr_conf()->restart);
+    id = coty_mgr_add(&conf);
+    if (id < 0)
+        return luaL_error(L, "cannot add service %s: %s", conf.name, strerror(errno));
+    lua_pushinteger(L, id);
+    return 1;
+}
+
+static int l_reconfigure(lua_State *L)
+{
+    lua_Integer id = luaL_checkinteger(L, 1);
+    lua_Integer n = luaL_checkinteger(L, 2);
+
+    luaL_argcheck(L, n >= 1 && n <= 1000000, 2, "workers must be >= 1");
+    if (coty_mgr_reconfigure((int)id, (int)n) < 0)
+        return luaL_error(L, "no service with id %d", (int)id);
+    return 0;
+}
+
+static int l_run(lua_State *L)
+{
+    int status;
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    luaL_unref(L, LUA_REGISTRYINDEX, handlers_ref);
+    handlers_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    status = coty_mgr_run(&ops, L);
+    if (status < 0)
+        return luaL_error(L, "cannot run the manager: %s", strerror(errno));
+    lua_pushinteger(L, status);
+    return 1;
+}
+
+static int l_shutdown(lua_State *L)
+{
+    (void)L;
+    coty_mgr_shutdown();
+    return 0;
+}
+
+static int l_check_mode(lua_State *L)
+{
+    if (!lua_isnone(L, 1))
+        check_mode = lua_toboolean(L, 1);
+    lua_pushboolean(L, check_mode);
+    return 1;
+}
+
+/* ---- helpers for services -------------------------------------------- */
+
+static int l_sleep(lua_State *L)
+{
+    double s = luaL_checknumber(L, 1);
+
+    luaL_argcheck(L, s >= 0 && !isnan(s), 1, "seconds must be a number >= 0");
+    coty_worker_wait(L, -1, 0, isinf(s) ? -1 : s);
+    return 0;
+}
+
+static short poll_events(lua_State *L, int arg)
+{
+    const char *mode = luaL_optstring(L, arg, "r");
+
+    if (!strcmp(mode, "r"))
+        return POLLIN;
+    if (!strcmp(mode, "w"))
+        return POLLOUT;
+    if (!strcmp(mode, "rw") || !strcmp(mode, "wr"))
+        return POLLIN | POLLOUT;
+    return (short)luaL_argerror(L, arg, "mode must be \"r\", \"w\" or \"rw\"");
+}
+
+/* wait(fd, mode, timeout) -> true when ready, false on timeout */
+static int l_wait(lua_State *L)
+{
+    lua_Integer fd = luaL_checkinteger(L, 1);
+    short events = poll_events(L, 2);
+    double timeout = luaL_optnumber(L, 3, -1);
+    int n;
+
+    luaL_argcheck(L, fd >= 0 && fd <= 0x7fffffff, 1, "fd must be an integer >= 0");
+    luaL_argcheck(L, !isnan(timeout), 3, "timeout must be a number");
+    n = coty_worker_wait(L, (int)fd, events, isinf(timeout) ? -1 : timeout);
+    if (n < 0)
+        return luaL_fileresult(L, 0, NULL);
+    if (n & POLLNVAL) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "fd %d is not open", (int)fd);
+        lua_pushinteger(L, EBADF);
+        return 3;
+    }
+    lua_pushboolean(L, n != 0);
+    return 1;
+}
+
+static int l_stopping(lua_State *L)
+{
+    lua_pushboolean(L, coty_worker_stopping());
+    return 1;
+}
+
+static int l_now(lua_State *L)
+{
+    lua_pushnumber(L, coty_now());
+    return 1;
+}
+
+static int l_getpid(lua_State *L)
+{
+    lua_pushinteger(L, getpid());
+    return 1;
+}
+
+static int l_is_worker(lua_State *L)
+{
+    lua_pushboolean(L, coty_worker_active());
+    return 1;
+}
+
+/* ---- logging ---------------------------------------------------------- */
+
+static enum coty_level check_level(lua_State *L, int arg)
+{
+    int level = coty_log_parse_level(luaL_checkstring(L, arg));
+
+    if (level < 0)
+        luaL_argerror(L, arg, "level must be debug, info, warning or error");
+    return (enum coty_level)level;
+}
+
+static int l_log(lua_State *L)
+{
+    enum coty_level level = check_level(L, 1);
+
+    coty_log(level, "%s", luaL_checkstring(L, 2));
+    return 0;
+}
+
+static int l_log_level(lua_State *L)
+{
+    if (!lua_isnoneornil(L, 1))
+        coty_log_set_level(check_level(L, 1));
+    lua_pushstring(L, coty_log_level_name(coty_log_get_level()));
+    return 1;
+}
+
+static const luaL_Reg funcs[] = {
+    {"manager", l_manager},
+    {"add", l_add},
+    {"reconfigure", l_reconfigure},
+    {"run", l_run},
+    {"shutdown", l_shutdown},
+    {"check_mode", l_check_mode},
+    {"sleep", l_sleep},
+    {"wait", l_wait},
+    {"stopping", l_stopping},
+    {"now", l_now},
+    {"getpid", l_getpid},
+    {"is_worker", l_is_worker},
+    {"log", l_log},
+    {"log_level", l_log_level},
+    {NULL, NULL},
+};
+
+int luaopen_cotylua_core(lua_State *L)
+{
+    coty_log_setup();
+    luaL_newlib(L, funcs);
+    lua_pushliteral(L, COTYLUA_VERSION);
+    lua_setfield(L, -2, "version");
+    return 1;
+}

@@ -1,0 +1,40 @@
+/*
+ * log.h - one log line per event, on stderr.
+ *
+ * Format: "2026-12-01 11:40:02.123 INFO  master[1234]: message".
+ * Local time, with the UTC offset read once at start-up (and again by
+ * coty_log_init), so formatting a line needs no lock or allocation and
+ * coty_log_safe() may be called from a signal handler.
+ * It is not a general logging framework: no files, no rotation.
+ */
+#ifndef COTY_LOG_H
+#define COTY_LOG_H
+
+#include <stdarg.h>
+
+enum coty_level { COTY_DEBUG, COTY_INFO, COTY_WARNING, COTY_ERROR };
+
+/* Once per process: coty_log_init("cotylua") and the level from
+ * COTYLUA_LOG_LEVEL. Later calls do nothing. */
+void coty_log_setup(void);
+/* Reads the UTC offset and sets the process name shown in each line. */
+void coty_log_init(const char *procname);
+void coty_log_set_procname(const char *procname);
+void coty_log_set_level(enum coty_level level);
+enum coty_level coty_log_get_level(void);
+/* Parses "debug", "info", "warning" (or "warn"), "error"; -1 when unknown. */
+int coty_log_parse_level(const char *name);
+const char *coty_log_level_name(enum coty_level level);
+
+void coty_log(enum coty_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void coty_logv(enum coty_level level, const char *fmt, va_list ap);
+/* Async-signal-safe: a fixed message, formatted with write(2) only. */
+void coty_log_safe(enum coty_level level, const char *msg);
+
+#define coty_debug(...) coty_log(COTY_DEBUG, __VA_ARGS__)
+#define coty_info(...) coty_log(COTY_INFO, __VA_ARGS__)
+#define coty_warning(...) coty_log(COTY_WARNING, __VA_ARGS__)
+#define coty_error(...) coty_log(COTY_ERROR, __VA_ARGS__)
+
+#endif

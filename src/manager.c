@@ -1,0 +1,616 @@
+/*
+ * manager.c - the master process; see manager.h.
+ *
+ * The manager is a small state machine driven by the event loop:
+ *
+ *   READY --run--> RUNNING --SIGTERM/shutdown()--> STOPPING --all reaped--> DONE
+ *                     |                               |
+ *                     +----------SIGINT--------------+--timeout--> KILLING --all reaped--> DONE
+ *
+ * Signals are read from a signalfd, never handled in a handler. After each
+ * batch of events, reconcile() compares what runs with what is wanted:
+ * it forks missing workers (unless their slot waits out a restart delay)
+ * and stops the ones above a lowered worker count. Nothing here sleeps:
+ * delays are timers in the loop, so the manager answers signals at once
+ * even while it throttles a crash loop.
+ */
+#define _GNU_SOURCE
+#include "manager.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "loop.h"
+#include "proctitle.h"
+
+#define FAST_KILL_DELAY 1.0 /* SIGINT, then SIGKILL to what is left */
+#define KILL_MARGIN 1.0     /* past a worker's own graceful timeout */
+
+enum state { M_NONE, M_READY, M_RUNNING, M_STOPPING, M_KILLING, M_DONE };
+
+struct service;
+
+struct slot {
+    struct service *svc;
+    int wid;
+    pid_t pid;                  /* 0 when no worker runs in this slot */
+    double started;
+    int stopping;               /* the manager asked this worker to stop */
+    struct coty_restart throttle;
+    struct coty_timer respawn;  /* armed while the slot waits to restart */
+    struct coty_timer kill;     /* armed while a stop waits for the exit */
+};
+
+struct service {
+    int id;
+    struct coty_service_conf conf;
+    struct slot **slots;        /* by worker id; NULL entries are free */
+    int nslots;
+};
+
+static struct {
+    enum state state;
+    struct coty_mgr_conf conf;
+    struct service **svcs;
+    int nsvcs;
+    struct coty_loop *loop;
+    int sigfd;
+    sigset_t oldmask;
+    struct sigaction oldpipe;
+    const struct coty_mgr_ops *ops;
+    void *ud;
+    int live;                   /* forked and not yet reaped */
+    int status;                 /* what run() returns */
+    int shutdown_asked;
+    struct coty_timer stop_timer;
+} M;
+
+static void reconcile(void);
+static void fast_stop(const char *why);
+
+/* ---- set-up --------------------------------------------------------- */
+
+int coty_mgr_create(const struct coty_mgr_conf *conf)
+{
+    if (M.state != M_NONE) {
+        errno = EBUSY;
+        return -1;
+    }
+    M.conf = *conf;
+    M.state = M_READY;
+    M.sigfd = -1;
+    return 0;
+}
+
+int coty_mgr_exists(void) { return M.state != M_NONE; }
+const struct coty_mgr_conf *coty_mgr_conf(void) { return &M.conf; }
+int coty_mgr_service_count(void) { return M.nsvcs; }
+int coty_mgr_running(void) { return M.state >= M_RUNNING && M.state < M_DONE; }
+
+static struct service *service(int id)
+{
+    return id >= 1 && id <= M.nsvcs ? M.svcs[id - 1] : NULL;
+}
+
+const struct coty_service_conf *coty_mgr_service(int id)
+{
+    struct service *svc = service(id);
+
+    return svc ? &svc->conf : NULL;
+}
+
+int coty_mgr_add(const struct coty_service_conf *conf)
+{
+    struct service **svcs, *svc;
+
+    if (conf->workers < 1 || coty_restart_check(&conf->restart)) {
+        errno = EINVAL;
+        return -1;
+    }
+    svcs = realloc(M.svcs, (size_t)(M.nsvcs + 1) * sizeof *svcs);
+    if (!svcs)
+        return -1;
+    M.svcs = svcs;
+    svc = calloc(1, sizeof *svc);
+    if (!svc)
+        return -1;
+    svc->conf = *conf;
+    svc->conf.name = strdup(conf->name);
+    if (!svc->conf.name) {
+        free(svc);
+        return -1;
+    }
+    svc->id = M.nsvcs + 1;
+    M.svcs[M.nsvcs++] = svc;
+    return svc->id;
+}
+
+static double worker_timeout(const struct service *svc)
+{
+    return svc->conf.graceful_timeout < 0 ? M.conf.graceful_timeout
+                                          : svc->conf.graceful_timeout;
+}
+
+/* ---- slots ---------------------------------------------------------- */
+
+static void on_slot_timer(void *ud)
+{
+    (void)ud; /* reconcile() after the loop turn does the work */
+}
+
+static void on_kill_timer(void *ud)
+{
+    struct slot *s = ud;
+
+    if (!s->pid)
+        return;
+    coty_warning("%s worker(%d) [pid %d] did not stop within %g s; sending SIGKILL",
+                 s->svc->conf.name, s->wid, (int)s->pid, worker_timeout(s->svc));
+    kill(s->pid, SIGKILL);
+}
+
+static struct slot *slot_new(struct service *svc, int wid)
+{
+    struct slot *s = calloc(1, sizeof *s);
+
+    if (!s)
+        return NULL;
+    s->svc = svc;
+    s->wid = wid;
+    coty_timer_init(&s->respawn, on_slot_timer, s);
+    coty_timer_init(&s->kill, on_kill_timer, s);
+    if (coty_restart_init(&s->throttle, &svc->conf.restart) < 0) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void slot_free(struct slot *s)
+{
+    coty_timer_stop(M.loop, &s->respawn);
+    coty_timer_stop(M.loop, &s->kill);
+    coty_restart_free(&s->throttle);
+    free(s);
+}
+
+/* Makes room for `n` slots in svc; -1 on ENOMEM. */
+static int grow_slots(struct service *svc, int n)
+{
+    struct slot **slots;
+
+    if (n <= svc->nslots)
+        return 0;
+    slots = realloc(svc->slots, (size_t)n * sizeof *slots);
+    if (!slots)
+        return -1;
+    memset(slots + svc->nslots, 0, (size_t)(n - svc->nslots) * sizeof *slots);
+    svc->slots = slots;
+    svc->nslots = n;
+    return 0;
+}
+
+/* Calls fn on every slot, in service order then worker id order. */
+static void each_slot(void (*fn)(struct slot *))
+{
+    for (int i = 0; i < M.nsvcs; i++)
+        for (int w = 0; w < M.svcs[i]->nslots; w++)
+            if (M.svcs[i]->slots[w])
+                fn(M.svcs[i]->slots[w]);
+}
+
+static struct slot *slot_by_pid(pid_t pid)
+{
+    for (int i = 0; i < M.nsvcs; i++)
+        for (int w = 0; w < M.svcs[i]->nslots; w++) {
+            struct slot *s = M.svcs[i]->slots[w];
+            if (s && s->pid == pid)
+                return s;
+        }
+    return NULL;
+}
+
+/* ---- spawn, stop, reap ---------------------------------------------- */
+
+/* The child side of fork: drop the manager's machinery, become a worker. */
+static void child(struct slot *s)
+{
+    struct coty_worker_info info = {
+        .service_id = s->svc->id,
+        .worker_id = s->wid,
+        .name = s->svc->conf.name,
+        .graceful_timeout = worker_timeout(s->svc),
+        .manager_pid = getppid(),
+    };
+
+    close(M.sigfd);
+    close(coty_loop_fd(M.loop));
+    M.ops->worker(M.ud, &info);
+    _exit(1);
+}
+
+static void throttle(struct slot *s, double delay, const char *what)
+{
+    coty_timer_start(M.loop, &s->respawn, delay);
+    coty_warning("%s worker(%d) %s %d times in %.3g s; next start in %.3g s",
+                 s->svc->conf.name, s->wid, what, s->throttle.deaths,
+                 coty_now() - s->throttle.first_death, delay);
+}
+
+static void spawn(struct slot *s)
+{
+    pid_t pid;
+
+    fflush(NULL);
+    pid = fork();
+    if (pid < 0) {
+        coty_error("fork() failed while spawning %s worker(%d): %s",
+                   s->svc->conf.name, s->wid, strerror(errno));
+        throttle(s, coty_restart_next(&s->throttle, &s->svc->conf.restart,
+                                      coty_now(), 0), "failed to start");
+        return;
+    }
+    if (pid == 0)
+        child(s);
+    s->pid = pid;
+    s->started = coty_now();
+    s->stopping = 0;
+    M.live++;
+    coty_debug("started %s worker(%d) [pid %d]", s->svc->conf.name, s->wid, (int)pid);
+}
+
+static void stop_worker(struct slot *s)
+{
+    double timeout = worker_timeout(s->svc);
+
+    s->stopping = 1;
+    kill(s->pid, SIGTERM);
+    if (timeout > 0)
+        coty_timer_start(M.loop, &s->kill, timeout + KILL_MARGIN);
+}
+
+static void log_death(const struct slot *s, int status)
+{
+    const char *name = s->svc->conf.name;
+
+    if (WIFSIGNALED(status))
+        coty_warning("%s worker(%d) [pid %d] killed by signal %d (%s)", name, s->wid,
+                     (int)s->pid, WTERMSIG(status), strsignal(WTERMSIG(status)));
+    else if (WEXITSTATUS(status) != 0)
+        coty_warning("%s worker(%d) [pid %d] exited with status %d", name, s->wid,
+                     (int)s->pid, WEXITSTATUS(status));
+    else
+        coty_info("%s worker(%d) [pid %d] exited", name, s->wid, (int)s->pid);
+}
+
+/* What happens to a slot whose worker was reaped while RUNNING. */
+static void after_death(struct slot *s, int code, double uptime)
+{
+    double delay;
+
+    M.ops->on_dead(M.ud, s->svc->id, s->wid, code);
+    if (M.state != M_RUNNING || s->wid >= s->svc->conf.workers)
+        return;
+    delay = coty_restart_next(&s->throttle, &s->svc->conf.restart, coty_now(), uptime);
+    if (delay > 0)
+        throttle(s, delay, "died");
+}
+
+static void reaped(struct slot *s, int status)
+{
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+    double uptime = coty_now() - s->started;
+
+    log_death(s, status);
+    coty_timer_stop(M.loop, &s->kill);
+    s->pid = 0;
+    s->stopping = 0;
+    M.live--;
+    if (M.state == M_RUNNING)
+        after_death(s, code, uptime);
+}
+
+static void reap(void)
+{
+    for (;;) {
+        int status;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        struct slot *s;
+
+        if (pid <= 0)
+            return;
+        s = slot_by_pid(pid);
+        if (s)
+            reaped(s, status);
+        else
+            coty_debug("reaped process %d, not a worker", (int)pid);
+    }
+}
+
+/* ---- reconcile: what runs against what is wanted ------------------- */
+
+static void reconcile_service(struct service *svc)
+{
+    if (grow_slots(svc, svc->conf.workers) < 0) {
+        coty_error("out of memory while resizing %s to %d workers",
+                   svc->conf.name, svc->conf.workers);
+        return;
+    }
+    for (int w = 0; w < svc->nslots; w++) {
+        struct slot *s = svc->slots[w];
+
+        if (w < svc->conf.workers) {
+            if (!s && !(s = svc->slots[w] = slot_new(svc, w)))
+                continue;
+            if (!s->pid && !coty_timer_armed(&s->respawn))
+                spawn(s);
+        } else if (s && s->pid && !s->stopping) {
+            stop_worker(s);
+        } else if (s && !s->pid) {
+            slot_free(s);
+            svc->slots[w] = NULL;
+        }
+    }
+}
+
+static void reconcile(void)
+{
+    if (M.state != M_RUNNING)
+        return;
+    for (int i = 0; i < M.nsvcs && M.state == M_RUNNING; i++)
+        reconcile_service(M.svcs[i]);
+}
+
+/* ---- stop and reload ------------------------------------------------ */
+
+static void check_done(void)
+{
+    if ((M.state == M_STOPPING || M.state == M_KILLING) && M.live == 0)
+        M.state = M_DONE;
+}
+
+static void stop_slot(struct slot *s)
+{
+    coty_timer_stop(M.loop, &s->respawn);
+    if (s->pid && !s->stopping)
+        stop_worker(s);
+}
+
+static void interrupt_slot(struct slot *s)
+{
+    coty_timer_stop(M.loop, &s->respawn);
+    coty_timer_stop(M.loop, &s->kill);
+    if (s->pid)
+        kill(s->pid, SIGINT);
+}
+
+static void kill_slot(struct slot *s)
+{
+    if (s->pid)
+        kill(s->pid, SIGKILL);
+}
+
+static void on_stop_timer(void *ud)
+{
+    (void)ud;
+    if (M.state == M_STOPPING) {
+        char why[96];
+        snprintf(why, sizeof why, "graceful shutdown timeout (%g s) exceeded",
+                 M.conf.graceful_timeout);
+        fast_stop(why);
+    } else if (M.state == M_KILLING) {
+        coty_warning("%d workers still alive %g s after SIGINT; sending SIGKILL",
+                     M.live, FAST_KILL_DELAY);
+        each_slot(kill_slot);
+    }
+}
+
+static void begin_stop(const char *why)
+{
+    if (M.state != M_RUNNING)
+        return;
+    M.state = M_STOPPING;
+    coty_info("%s: stopping %d workers", why, M.live);
+    M.ops->on_terminate(M.ud);
+    each_slot(stop_slot);
+    if (M.conf.graceful_timeout > 0)
+        coty_timer_start(M.loop, &M.stop_timer, M.conf.graceful_timeout);
+    check_done();
+}
+
+static void fast_stop(const char *why)
+{
+    M.state = M_KILLING;
+    M.status = 1;
+    coty_warning("%s: interrupting %d workers", why, M.live);
+    each_slot(interrupt_slot);
+    coty_timer_start(M.loop, &M.stop_timer, FAST_KILL_DELAY);
+    check_done();
+}
+
+static void hup_slot(struct slot *s)
+{
+    if (s->pid && !s->stopping)
+        kill(s->pid, SIGHUP);
+}
+
+static void reset_slot(struct slot *s)
+{
+    coty_restart_reset(&s->throttle);
+    coty_timer_stop(M.loop, &s->respawn);
+}
+
+static void reload(void)
+{
+    coty_info("SIGHUP: reloading %d workers", M.live);
+    M.ops->on_reload(M.ud);
+    if (M.state != M_RUNNING)
+        return;
+    each_slot(hup_slot);
+    each_slot(reset_slot);
+}
+
+void coty_mgr_shutdown(void) { M.shutdown_asked = 1; }
+
+int coty_mgr_reconfigure(int id, int workers)
+{
+    struct service *svc = service(id);
+
+    if (!svc) {
+        errno = ENOENT;
+        return -1;
+    }
+    if (workers < 1) {
+        errno = EINVAL;
+        return -1;
+    }
+    svc->conf.workers = workers;
+    for (int w = 0; w < svc->nslots; w++)
+        if (svc->slots[w])
+            reset_slot(svc->slots[w]);
+    return 0;
+}
+
+/* ---- signals and the run loop --------------------------------------- */
+
+static void on_signal(int sig)
+{
+    switch (sig) {
+    case SIGCHLD:
+        reap();
+        check_done();
+        break;
+    case SIGTERM:
+        if (M.state == M_RUNNING)
+            begin_stop("SIGTERM");
+        else
+            coty_info("SIGTERM: already stopping");
+        break;
+    case SIGINT:
+        if (M.state < M_KILLING)
+            fast_stop("SIGINT");
+        break;
+    case SIGHUP:
+        if (M.state == M_RUNNING)
+            reload();
+        else
+            coty_info("SIGHUP: ignored while stopping");
+        break;
+    default:
+        coty_debug("%s: ignored", strsignal(sig));
+    }
+}
+
+static void on_sigfd(void *ud, int fd, uint32_t events)
+{
+    struct signalfd_siginfo si;
+
+    (void)ud;
+    (void)events;
+    while (read(fd, &si, sizeof si) == (ssize_t)sizeof si)
+        on_signal((int)si.ssi_signo);
+}
+
+static void managed_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGCHLD);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGHUP);
+    sigaddset(set, SIGUSR1);
+    sigaddset(set, SIGUSR2);
+}
+
+/* Blocks the signals the manager reads and opens the loop. */
+static int setup(void)
+{
+    struct sigaction ign = {.sa_handler = SIG_IGN};
+    sigset_t set;
+
+    managed_signals(&set);
+    sigprocmask(SIG_BLOCK, &set, &M.oldmask);
+    sigaction(SIGPIPE, &ign, &M.oldpipe);
+    M.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (M.sigfd < 0) {
+        coty_error("signalfd() failed: %s", strerror(errno));
+        return -1;
+    }
+    M.loop = coty_loop_new();
+    if (!M.loop || coty_loop_add_fd(M.loop, M.sigfd, EPOLLIN, on_sigfd, NULL) < 0) {
+        coty_error("cannot create the event loop: %s", strerror(errno));
+        return -1;
+    }
+    coty_timer_init(&M.stop_timer, on_stop_timer, NULL);
+    return 0;
+}
+
+/* Undoes setup(): signals pending now were meant for a manager that is
+ * done, so they are drained before the mask is restored. */
+static void teardown(void)
+{
+    struct signalfd_siginfo si;
+
+    if (M.sigfd >= 0) {
+        while (read(M.sigfd, &si, sizeof si) == (ssize_t)sizeof si)
+            ;
+        close(M.sigfd);
+        M.sigfd = -1;
+    }
+    coty_loop_free(M.loop);
+    M.loop = NULL;
+    sigaction(SIGPIPE, &M.oldpipe, NULL);
+    sigprocmask(SIG_SETMASK, &M.oldmask, NULL);
+}
+
+static void set_title(void)
+{
+    char title[600];
+
+    coty_log_set_procname("master");
+    if (coty_proctitle_init() < 0)
+        return;
+    snprintf(title, sizeof title, "cotylua: master process [%s]",
+             coty_proctitle_original());
+    coty_proctitle_set(title);
+}
+
+int coty_mgr_run(const struct coty_mgr_ops *ops, void *ud)
+{
+    if (M.state != M_READY) {
+        errno = M.state == M_NONE ? ENOENT : EBUSY;
+        return -1;
+    }
+    M.ops = ops;
+    M.ud = ud;
+    set_title();
+    if (setup() < 0) {
+        teardown();
+        return -1;
+    }
+    M.state = M_RUNNING;
+    coty_info("starting %d services", M.nsvcs);
+    while (M.state != M_DONE) {
+        if (M.shutdown_asked)
+            begin_stop("shutdown()");
+        reconcile();
+        check_done();
+        if (M.state == M_DONE)
+            break;
+        if (coty_loop_run_once(M.loop, -1) < 0) {
+            coty_error("epoll_wait() failed: %s", strerror(errno));
+            fast_stop("event loop failure");
+        }
+    }
+    teardown();
+    coty_info("stopped");
+    return M.status;
+}

@@ -1,0 +1,68 @@
+/*
+ * manager.h - the master process: services, worker slots, spawn, reap,
+ * respawn, reload and shutdown.
+ *
+ * All of the manager's state lives here, in C, outside any lua_State. It
+ * knows nothing of the Lua API: it calls its user through struct
+ * coty_mgr_ops (the binding turns those calls into Lua hooks and the
+ * worker's life). There is one manager per process, so this is a module
+ * with file-scope state rather than an object.
+ */
+#ifndef COTY_MANAGER_H
+#define COTY_MANAGER_H
+
+#include <sys/types.h>
+
+#include "restart.h"
+
+/* What the child of a fork is told about itself. */
+struct coty_worker_info {
+    int service_id, worker_id;
+    const char *name;
+    double graceful_timeout;    /* seconds, 0 = none */
+    pid_t manager_pid;
+};
+
+struct coty_mgr_ops {
+    void (*on_terminate)(void *ud);  /* SIGTERM or shutdown(), manager */
+    void (*on_reload)(void *ud);     /* SIGHUP, manager */
+    void (*on_dead)(void *ud, int service_id, int worker_id, int exit_code);
+    /* Runs in the child after fork and must not return. */
+    void (*worker)(void *ud, const struct coty_worker_info *info);
+};
+
+struct coty_service_conf {
+    const char *name;           /* copied */
+    int workers;                /* >= 1 */
+    double graceful_timeout;    /* seconds; < 0 = the manager's; 0 = none */
+    struct coty_restart_policy restart;
+};
+
+struct coty_mgr_conf {
+    double graceful_timeout;    /* whole stop; 0 = none */
+    struct coty_restart_policy restart;
+};
+
+/* Sets the manager up; -1 (EBUSY) when one already exists in this process. */
+int coty_mgr_create(const struct coty_mgr_conf *conf);
+int coty_mgr_exists(void);
+const struct coty_mgr_conf *coty_mgr_conf(void);
+
+/* Adds a service; returns its id (1, 2, ...) or -1 with errno. */
+int coty_mgr_add(const struct coty_service_conf *conf);
+/* Sets a service's worker count, also while running. -1 (ENOENT, EINVAL). */
+int coty_mgr_reconfigure(int service_id, int workers);
+int coty_mgr_service_count(void);
+/* The service's settings, or NULL for an unknown id. */
+const struct coty_service_conf *coty_mgr_service(int service_id);
+
+/* Starts the workers and supervises them until the manager stops. Returns
+ * 0 after a graceful stop, 1 after a fast one (SIGINT, timeout), -1 when
+ * it could not start (errno set, already logged). In a worker it never
+ * returns: the child runs ops->worker. */
+int coty_mgr_run(const struct coty_mgr_ops *ops, void *ud);
+/* Asks for a graceful stop (as SIGTERM); a second call does nothing. */
+void coty_mgr_shutdown(void);
+int coty_mgr_running(void);
+
+#endif

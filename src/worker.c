@@ -1,0 +1,287 @@
+/*
+ * worker.c - the child side of the fork; see worker.h.
+ *
+ * Phases: INIT (signals are only recorded; they are delivered once init
+ * returns), RUN (a signal sets a Lua hook, so terminate or reload runs at
+ * the next safe point, wherever run is), TERMINATING (further SIGTERM and
+ * SIGHUP are ignored). The graceful timeout is a POSIX timer armed by the
+ * SIGTERM handler itself (timer_settime is async-signal-safe): it bounds
+ * the time from the request to the exit, even when run is stuck in C.
+ */
+#define _GNU_SOURCE
+#include "worker.h"
+
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+
+#include "lcall.h"
+#include "log.h"
+#include "loop.h"
+#include "proctitle.h"
+
+enum phase { P_NONE, P_INIT, P_RUN, P_TERMINATING };
+
+static volatile sig_atomic_t phase = P_NONE;
+static volatile sig_atomic_t got_term, got_hup;
+static int in_reload;
+static lua_State *main_L;       /* the thread the signal handler hooks */
+static int instance_ref = LUA_NOREF;
+static timer_t term_timer;
+static int has_timer;
+static struct itimerspec term_timeout;
+
+int coty_worker_active(void) { return phase != P_NONE; }
+int coty_worker_stopping(void) { return got_term != 0; }
+
+static void hook(lua_State *L, lua_Debug *ar);
+
+/* ---- signal handlers: flags, a hook, a timer; nothing else ----------- */
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+
+    if (phase == P_TERMINATING)
+        return;
+    if (sig == SIGTERM && !got_term) {
+        got_term = 1;
+        if (has_timer)
+            timer_settime(term_timer, 0, &term_timeout, NULL);
+    } else if (sig == SIGHUP) {
+        got_hup = 1;
+    }
+    if (phase == P_RUN)
+        lua_sethook(main_L, hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+    errno = saved;
+}
+
+static void on_timeout(int sig)
+{
+    (void)sig;
+    coty_log_safe(COTY_ERROR, "graceful shutdown timeout exceeded; exiting with status 1");
+    _exit(1);
+}
+
+/* ---- calling into Lua ----------------------------------------------- */
+
+static void finish(int status) __attribute__((noreturn));
+static void finish(int status)
+{
+    fflush(NULL);
+    _exit(status);
+}
+
+/* Calls the function below its nargs arguments; on error logs the
+ * traceback and exits 2. */
+static void call(lua_State *L, int nargs, int nres, const char *what)
+{
+    if (coty_lua_call(L, nargs, nres) != LUA_OK) {
+        coty_error("error in %s: %s", what, lua_tostring(L, -1));
+        finish(2);
+    }
+}
+
+/* Calls instance:name() when the service has it; 0 when it has not. */
+static int call_method(lua_State *L, const char *name)
+{
+    luaL_checkstack(L, 4, "calling a service method");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, instance_ref);
+    if (lua_getfield(L, -1, name) == LUA_TNIL) {
+        lua_pop(L, 2);
+        return 0;
+    }
+    lua_insert(L, -2);
+    call(L, 1, 0, name);
+    return 1;
+}
+
+static void terminate(lua_State *L) __attribute__((noreturn));
+static void terminate(lua_State *L)
+{
+    phase = P_TERMINATING;
+    got_term = 1;
+    call_method(L, "terminate");
+    finish(0);
+}
+
+static void reload(lua_State *L)
+{
+    got_hup = 0;
+    in_reload = 1;
+    if (!call_method(L, "reload")) {
+        coty_info("no reload(): stopping to be restarted");
+        terminate(L);
+    }
+    in_reload = 0;
+}
+
+/* True when a recorded signal may be delivered now. */
+static int deliverable(void)
+{
+    return phase == P_RUN && (got_term || (got_hup && !in_reload));
+}
+
+/* Delivers what the handlers recorded. Called from the hook and from the
+ * waits, never from a handler. */
+static void dispatch(lua_State *L)
+{
+    while (deliverable()) {
+        if (got_term)
+            terminate(L);
+        reload(L);
+    }
+}
+
+static void hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    lua_sethook(L, NULL, 0, 0);
+    dispatch(L);
+}
+
+/* ---- waiting -------------------------------------------------------- */
+
+static struct timespec *remaining(double deadline, struct timespec *ts)
+{
+    double left;
+
+    if (deadline < 0)
+        return NULL;
+    left = deadline - coty_now();
+    if (left < 0)
+        left = 0;
+    ts->tv_sec = (time_t)left;
+    ts->tv_nsec = (long)((left - (double)ts->tv_sec) * 1e9);
+    return ts;
+}
+
+int coty_worker_wait(lua_State *L, int fd, short events, double timeout)
+{
+    struct pollfd pfd = {.fd = fd, .events = events};
+    double deadline = timeout < 0 ? -1 : coty_now() + timeout;
+    sigset_t block, old;
+
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGHUP);
+    for (;;) {
+        struct timespec ts, *tp;
+        int n;
+
+        sigprocmask(SIG_BLOCK, &block, &old);
+        if (deliverable()) {
+            sigprocmask(SIG_SETMASK, &old, NULL);
+            dispatch(L);
+            continue;
+        }
+        tp = remaining(deadline, &ts);
+        if (tp && tp->tv_sec == 0 && tp->tv_nsec == 0) {
+            sigprocmask(SIG_SETMASK, &old, NULL);
+            return 0;
+        }
+        /* ppoll unblocks atomically: a signal that came after the check
+         * above is pending and interrupts it at once. */
+        n = ppoll(&pfd, fd >= 0 ? 1 : 0, tp, &old);
+        {
+            int saved = errno;
+            sigprocmask(SIG_SETMASK, &old, NULL);
+            errno = saved;
+        }
+        if (n > 0)
+            return pfd.revents;
+        if (n == 0 && tp)
+            return 0;
+        if (n < 0 && errno != EINTR)
+            return -1;
+    }
+}
+
+/* ---- start-up ------------------------------------------------------- */
+
+static void set_handler(int sig, void (*fn)(int))
+{
+    struct sigaction sa = {.sa_handler = fn}; /* no SA_RESTART: interrupt C calls */
+
+    sigfillset(&sa.sa_mask);
+    sigaction(sig, &sa, NULL);
+}
+
+/* Everything of the manager's goes: dispositions, mask (still blocked
+ * until the end of start-up), notify variables. */
+static void reset_process(const struct coty_worker_info *info)
+{
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            sigaction(sig, &dfl, NULL);
+    set_handler(SIGTERM, on_signal);
+    set_handler(SIGHUP, on_signal);
+    set_handler(SIGALRM, on_timeout);
+    /* The manager may die before this line: then nobody would send the
+     * death signal, so ask the kernel first and look afterwards. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+    if (getppid() != info->manager_pid)
+        raise(SIGTERM); /* blocked now: delivered once init is done */
+    unsetenv("NOTIFY_SOCKET");
+    unsetenv("WATCHDOG_USEC");
+    unsetenv("WATCHDOG_PID");
+}
+
+static void arm_timeout(double seconds)
+{
+    struct sigevent sev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGALRM};
+
+    if (seconds <= 0 || timer_create(CLOCK_MONOTONIC, &sev, &term_timer) < 0)
+        return;
+    term_timeout.it_value.tv_sec = (time_t)seconds;
+    term_timeout.it_value.tv_nsec =
+        (long)((seconds - floor(seconds)) * 1e9);
+    has_timer = 1;
+}
+
+static void identify(const struct coty_worker_info *info)
+{
+    char name[128], title[160];
+
+    snprintf(name, sizeof name, "%s worker(%d)", info->name, info->worker_id);
+    snprintf(title, sizeof title, "cotylua: %s", name);
+    coty_log_set_procname(name);
+    coty_proctitle_set(title);
+}
+
+void coty_worker_main(lua_State *L, const struct coty_worker_info *info, int start)
+{
+    sigset_t none;
+
+    main_L = L;
+    start = lua_absindex(L, start);
+    reset_process(info);
+    identify(info);
+    arm_timeout(info->graceful_timeout);
+    phase = P_INIT;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+
+    lua_pushvalue(L, start);
+    lua_pushinteger(L, info->service_id);
+    lua_pushinteger(L, info->worker_id);
+    call(L, 2, 1, "init");
+    instance_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+
+    phase = P_RUN;
+    dispatch(L);
+    call_method(L, "run");
+    for (;;)
+        coty_worker_wait(L, -1, 0, -1);
+}
