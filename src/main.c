@@ -136,8 +136,11 @@ static int pmain(lua_State *L)
     lua_call(L, 1, 0);
     lua_getfield(L, -1, "_host");           /* module._host(file, ...) */
     lua_pushstring(L, file);
-    if (luaL_loadfile(L, file) != LUA_OK)
-        return lua_error(L);
+    if (luaL_loadfile(L, file) != LUA_OK) { /* no traceback to show */
+        fprintf(stderr, "%s\n", lua_tostring(L, -1));
+        lua_pushinteger(L, EXIT_REFUSED);
+        return 1;
+    }
     luaL_checkstack(L, nargs + 8, "too many arguments");
     for (int i = 1; i <= nargs; i++)
         lua_pushstring(L, o->argv[o->first_arg + i]);

@@ -13,6 +13,17 @@ local proc = require "proc"
 local H = {}
 H.proc = proc
 
+-- The first lines of every services file the specs write: the module, and
+-- ev(fmt, ...) that appends one line to the spec's events file.
+H.prelude = [[
+local cotylua = require("cotylua")
+local function ev(fmt, ...)
+  local f = assert(io.open(os.getenv("EVENTS"), "a"))
+  f:write(string.format(fmt, ...), "\n")
+  f:close()
+end
+]]
+
 ---------------------------------------------------------------------------
 -- locations
 ---------------------------------------------------------------------------
@@ -36,7 +47,7 @@ local function find_root()
 end
 
 H.root = find_root()
-H.bin = os.getenv("COTYLUA_BIN") or (H.root .. "/build/cotylua")
+H.bin = os.getenv("COTYLUA_BIN") or (H.root .. "/build/bin/cotylua")
 
 ---------------------------------------------------------------------------
 -- files
@@ -300,7 +311,7 @@ local function build_env(dir, opts)
     set("LUA_PATH", os.getenv("COTYLUA_LUA_PATH")
       or (H.root .. "/lua/?.lua;" .. H.root .. "/lua/?/init.lua;;"))
     set("LUA_CPATH", os.getenv("COTYLUA_LUA_CPATH")
-      or (H.root .. "/build/?.so;;"))
+      or (H.root .. "/build/lib/?.so;;"))
   end
   local extra = opts.env or {}
   for _, kv in ipairs(extra) do
@@ -354,6 +365,20 @@ function H.start(opts)
   if not list then list = {}; started[dir] = list end
   list[#list + 1] = p
   return p
+end
+
+-- Writes H.prelude .. body as dir/services.lua in a fresh dir and starts
+-- it: with the cotylua binary (mode "binary", the default), or under a
+-- plain lua5.4 with require("cotylua") and manager:run() (mode "lua").
+function H.run_app(body, mode, opts)
+  opts = opts or {}
+  local dir = opts.dir or H.tmpdir()
+  local file = H.app(dir, H.prelude .. body)
+  if mode == "lua" then
+    local runner = H.write(dir .. "/run.lua", "local m = dofile(arg[1])\nm:run()\n")
+    return H.start{ dir = dir, lua = true, file = runner, args = { file }, env = opts.env }
+  end
+  return H.start{ dir = dir, file = file, args = opts.args, env = opts.env }
 end
 
 ---------------------------------------------------------------------------

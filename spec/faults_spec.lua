@@ -1,0 +1,203 @@
+-- Errors in services, graceful timeouts, signals that race start-up, and
+-- the state a worker starts in.
+local H = require("helpers")
+local proc = H.proc
+
+local function index_of(p, pattern)
+  for i, line in ipairs(p:events()) do
+    if line:find(pattern) then return i end
+  end
+end
+
+describe("faults", function()
+  local p
+
+  setup(function() proc.set_subreaper() end)
+
+  after_each(function()
+    if p and p:alive() then
+      p:kill("KILL")
+      p:wait(5)
+    end
+    p = nil
+    H.teardown()
+  end)
+
+  it("logs the traceback of an error in run, reports status 2 and respawns", function()
+    p = H.run_app([[
+local S = { name = "raiser" }
+function S:run()
+  ev("run %d", cotylua.getpid())
+  error("boom from run")
+end
+local m = cotylua.manager()
+m:add(S)
+m:register_hooks({ on_dead_worker = function(s, w, code) ev("dead %d %d %d", s, w, code) end })
+return m
+]])
+    local first = tonumber(p:wait_event("^run (%d+)$"))
+    p:wait_event("^dead 1 0 2$")
+    local second = tonumber(p:wait_event("^run (%d+)$", 5, index_of(p, "^dead 1 0 2$")))
+    assert.are_not.equal(first, second)
+    local err = p:stderr()
+    assert.matches("raiser worker%(0%)%[" .. first .. "%]: error in run: [^\n]*services.lua:%d+: boom from run", err)
+    assert.matches("stack traceback:", err)
+    p:kill("TERM")
+    assert.are.same({ code = 0 }, p:wait(5))
+  end)
+
+  it("exits 2 for an error in init and in terminate", function()
+    p = H.run_app([[
+local Bad = { name = "badinit" }
+function Bad:init() ev("init %d", cotylua.getpid()) error("init failed") end
+local T = { name = "badterm" }
+function T:run() ev("run %d", cotylua.getpid()) cotylua.sleep(60) end
+function T:terminate() error("terminate failed") end
+local m = cotylua.manager()
+m:add(Bad)
+m:add(T)
+m:register_hooks({ on_dead_worker = function(s, w, code) ev("dead %d %d %d", s, w, code) end })
+return m
+]])
+    p:wait_event("^dead 1 0 2$")
+    local pid = tonumber(p:wait_event("^run (%d+)$"))
+    assert(proc.kill(pid, "TERM"))
+    p:wait_event("^dead 2 0 2$")
+    assert.matches("error in init: [^\n]*init failed", p:stderr())
+    assert.matches("error in terminate: [^\n]*terminate failed", p:stderr())
+    p:kill("TERM")
+    assert.are.same({ code = 0 }, p:wait(5))
+  end)
+
+  local SLOW_TERMINATE = [[
+local S = { name = "slow", graceful_shutdown_timeout = 0.5 }
+function S:run() ev("run %d", cotylua.getpid()) cotylua.sleep(60) end
+function S:terminate()
+  ev("term %d %.3f", cotylua.getpid(), cotylua.now())
+  local x = 0
+  while true do x = x + 1 end -- never returns
+end
+local m = cotylua.manager({ graceful_shutdown_timeout = MANAGER_TIMEOUT })
+m:add(S, { workers = 2 })
+return m
+]]
+
+  it("exits a worker with status 1 when terminate outlives its graceful_shutdown_timeout", function()
+    p = H.run_app((SLOW_TERMINATE:gsub("MANAGER_TIMEOUT", "10")))
+    local pid = tonumber(p:wait_event("^run (%d+)$"))
+    H.wait_until(function() return p:count_events("^run ") == 2 end)
+    local t0 = proc.now()
+    assert(p:kill("TERM"))
+    assert.are.same({ code = 0 }, p:wait(5))
+    local elapsed = proc.now() - t0
+    assert.is_true(elapsed >= 0.5 and elapsed < 2, "stopped after " .. elapsed .. " s")
+    assert.matches("slow worker%(%d%)%[" .. pid .. "%]: graceful shutdown timeout exceeded", p:stderr())
+    assert.matches("slow worker%(%d%) %[pid " .. pid .. "%] exited with status 1", p:stderr())
+  end)
+
+  it("stops at once with status 1 when the manager's own timeout passes", function()
+    p = H.run_app((SLOW_TERMINATE:gsub("MANAGER_TIMEOUT", "0.3"):gsub("timeout = 0.5", "timeout = 0")))
+    H.wait_until(function() return p:count_events("^run ") == 2 end)
+    local t0 = proc.now()
+    assert(p:kill("TERM"))
+    assert.are.same({ code = 1 }, p:wait(5))
+    local elapsed = proc.now() - t0
+    assert.is_true(elapsed >= 0.3 and elapsed < 1.5, "stopped after " .. elapsed .. " s")
+    assert.are.equal(2, p:count_events("^term "))
+    assert.matches("graceful shutdown timeout %(0.3 s%) exceeded", p:stderr())
+    assert.are.same({}, H.procs_in(p.dir))
+  end)
+
+  it("bounds terminate by the graceful timeout when the manager is SIGKILLed", function()
+    p = H.run_app((SLOW_TERMINATE:gsub("MANAGER_TIMEOUT", "10")))
+    H.wait_until(function() return p:count_events("^run ") == 2 end)
+    assert(p:kill("KILL"))
+    p:wait(5)
+    H.wait_until(function() return p:count_events("^term ") == 2 end, 2, "terminate in both workers")
+    H.wait_until(function() return #H.procs_in(p.dir) == 0 end, 2, "both workers to exit")
+  end)
+
+  it("delivers a SIGTERM that arrives during init once init returns, and skips run", function()
+    p = H.run_app([[
+local S = { name = "starting" }
+function S:init()
+  ev("init start %d", cotylua.getpid())
+  local f = io.open(os.getenv("EVENTS") .. ".go", "r")
+  while not f do cotylua.sleep(0.01) f = io.open(os.getenv("EVENTS") .. ".go", "r") end
+  f:close()
+  ev("init done %d", cotylua.getpid())
+end
+function S:run() ev("run %d", cotylua.getpid()) end
+function S:terminate() ev("term %d", cotylua.getpid()) end
+local m = cotylua.manager()
+m:add(S, { workers = 3 })
+m:register_hooks({ on_terminate = function() ev("hook_terminate") end })
+return m
+]])
+    H.wait_until(function() return p:count_events("^init start ") == 3 end)
+    assert(p:kill("TERM"))
+    p:wait_event("^hook_terminate$")
+    H.write(H.events_file(p.dir) .. ".go", "")
+    assert.are.same({ code = 0 }, p:wait(5))
+    assert.are.equal(3, p:count_events("^init done "))
+    assert.are.equal(3, p:count_events("^term "))
+    assert.are.equal(0, p:count_events("^run "))
+  end)
+
+  it("lets an on_dead_worker hook shut the manager down", function()
+    p = H.run_app([[
+local S = { name = "dies" }
+function S:run() ev("run %d", cotylua.getpid()) cotylua.sleep(0.1) os.exit(3) end
+local Other = { name = "other" }
+function Other:run() cotylua.sleep(60) end
+function Other:terminate() ev("term other") end
+local m = cotylua.manager()
+m:add(S)
+m:add(Other)
+m:register_hooks({
+  on_dead_worker = function(s, w, code) ev("dead %d %d %d", s, w, code) m:shutdown() m:shutdown() end,
+  on_terminate = function() ev("hook_terminate") end,
+})
+return m
+]])
+    assert.are.same({ code = 0 }, p:wait(5))
+    assert.are.equal(1, p:count_events("^dead 1 0 3$"))
+    assert.are.equal(1, p:count_events("^run "), "the dead worker was not respawned")
+    assert.are.equal(1, p:count_events("^hook_terminate$"))
+    assert.are.equal(1, p:count_events("^term other$"))
+  end)
+
+  it("starts workers with a clean signal mask, no ignored signals and only stdio open", function()
+    p = H.run_app([[
+local S = { name = "clean" }
+function S:run() ev("run %d", cotylua.getpid()) cotylua.sleep(60) end
+local m = cotylua.manager()
+m:add(S)
+return m
+]])
+    local pid = tonumber(p:wait_event("^run (%d+)$"))
+    local st = H.proc_status(pid)
+    assert.are.equal("0000000000000000", st.SigBlk)
+    assert.are.equal("0000000000000000", st.SigIgn)
+    assert.are.same({ 0, 1, 2 }, H.fds(pid))
+    assert.are.equal(tostring(p.pid), st.PPid)
+    -- the manager itself keeps its signals in a signalfd
+    local mst = H.proc_status(p.pid)
+    assert.are_not.equal("0000000000000000", mst.SigBlk)
+    p:kill("TERM")
+    assert.are.same({ code = 0 }, p:wait(5))
+  end)
+
+  it("does not hand NOTIFY_SOCKET to workers", function()
+    p = H.run_app([[
+local S = { name = "env" }
+function S:run() ev("env %s", tostring(os.getenv("NOTIFY_SOCKET"))) end
+local m = cotylua.manager()
+m:add(S)
+return m
+]], "binary", { env = { "NOTIFY_SOCKET=/nonexistent/notify" } })
+    assert.are.equal("nil", p:wait_event("^env (.*)$"))
+    p:kill("TERM")
+    assert.are.same({ code = 0 }, p:wait(5))
+  end)
+end)
