@@ -187,7 +187,7 @@ describe("helpers", function()
       assert.is_truthy(out:find(H.root .. "/lua/?.lua", 1, true))
     end
     if not os.getenv("COTYLUA_LUA_CPATH") then
-      assert.is_truthy(out:find(H.root .. "/build/?.so", 1, true))
+      assert.is_truthy(out:find(H.root .. "/build/lib/?.so", 1, true))
     end
   end)
 
