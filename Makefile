@@ -39,7 +39,7 @@ ENGINE_OBJS = $(ENGINE:%=$(B)/obj/%.o)
 BIN = $(B)/bin/cotylua
 MOD = $(B)/lib/cotylua/core.so
 SPEC_HELPER = $(B)/spec/proc.so
-UNIT = $(B)/test/test_restart $(B)/test/test_loop
+UNIT = test_restart test_loop
 
 .PHONY: all demo check unit spec spec-asan install uninstall clean deps
 all: $(BIN) $(MOD) $(SPEC_HELPER)
@@ -76,10 +76,11 @@ demo: deps all
 
 # The whole suite: C unit tests, the specs against the normal build, then
 # the specs against an ASan/UBSan build. Ends with "N passed, N failed".
-check: deps all $(UNIT)
+check: deps all
 	$(MAKE) B=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
-	    EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all
-	sh tools/check.sh $(UNIT)
+	    EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	    all $(UNIT:%=build-asan/test/%)
+	sh tools/check.sh $(UNIT:%=build-asan/test/%)
 
 install: $(BIN) $(MOD)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/cotylua $(DESTDIR)$(LUADIR)

@@ -106,6 +106,26 @@ static struct coty_restart_policy restart_policy(lua_State *L, int t,
     return p;
 }
 
+/* Frees the manager's C state when the Lua state closes (plain lua5.4
+ * closes its state at exit; the module may be unloaded right after). */
+static int l_manager_gc(lua_State *L)
+{
+    (void)L;
+    coty_mgr_destroy();
+    return 0;
+}
+
+/* Ties the manager's C state to the life of L. */
+static void guard_manager(lua_State *L)
+{
+    lua_newuserdatauv(L, 0, 0);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, l_manager_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, "cotylua.manager");
+}
+
 /* core.manager(graceful_shutdown_timeout, restart) */
 static int l_manager(lua_State *L)
 {
@@ -117,6 +137,7 @@ static int l_manager(lua_State *L)
     conf.restart = restart_policy(L, 2, &coty_restart_defaults);
     if (coty_mgr_create(&conf) < 0)
         return luaL_error(L, "a manager already exists in this process");
+    guard_manager(L);
     return 0;
 }
 

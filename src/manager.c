@@ -75,6 +75,7 @@ static struct {
 
 static void reconcile(void);
 static void fast_stop(const char *why);
+static void slot_free(struct slot *s);
 
 /* ---- set-up --------------------------------------------------------- */
 
@@ -91,6 +92,23 @@ int coty_mgr_create(const struct coty_mgr_conf *conf)
 }
 
 int coty_mgr_exists(void) { return M.state != M_NONE; }
+
+void coty_mgr_destroy(void)
+{
+    if (coty_mgr_running())
+        return;
+    for (int i = 0; i < M.nsvcs; i++) {
+        struct service *svc = M.svcs[i];
+        for (int w = 0; w < svc->nslots; w++)
+            if (svc->slots[w])
+                slot_free(svc->slots[w]);
+        free(svc->slots);
+        free((char *)svc->conf.name);
+        free(svc);
+    }
+    free(M.svcs);
+    memset(&M, 0, sizeof M);
+}
 const struct coty_mgr_conf *coty_mgr_conf(void) { return &M.conf; }
 int coty_mgr_service_count(void) { return M.nsvcs; }
 int coty_mgr_running(void) { return M.state >= M_RUNNING && M.state < M_DONE; }

@@ -46,6 +46,8 @@ struct coty_mgr_conf {
 /* Sets the manager up; -1 (EBUSY) when one already exists in this process. */
 int coty_mgr_create(const struct coty_mgr_conf *conf);
 int coty_mgr_exists(void);
+/* Frees every service and slot; the manager is gone (not while running). */
+void coty_mgr_destroy(void);
 const struct coty_mgr_conf *coty_mgr_conf(void);
 
 /* Adds a service; returns its id (1, 2, ...) or -1 with errno. */

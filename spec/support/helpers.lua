@@ -312,6 +312,9 @@ local function build_env(dir, opts)
       or (H.root .. "/lua/?.lua;" .. H.root .. "/lua/?/init.lua;;"))
     set("LUA_CPATH", os.getenv("COTYLUA_LUA_CPATH")
       or (H.root .. "/build/lib/?.so;;"))
+    -- a sanitizer build of the module needs its runtime preloaded
+    local preload = os.getenv("COTYLUA_SPEC_PRELOAD")
+    if preload and preload ~= "" then set("LD_PRELOAD", preload) end
   end
   local extra = opts.env or {}
   for _, kv in ipairs(extra) do
