@@ -38,6 +38,43 @@ M.log = {
 }
 
 ---------------------------------------------------------------------------
+-- Coroutines: Lua hooks are per thread, so the engine must know which
+-- coroutine runs when a signal comes. coroutine.resume and coroutine.wrap
+-- are replaced, once, by versions that tell it (a C call in and out).
+---------------------------------------------------------------------------
+
+local function guard_coroutines()
+  local create, resume, close = coroutine.create, coroutine.resume, coroutine.close
+  local enter, leave = core.co_enter, core.co_leave
+  local function guarded_resume(co, ...)
+    if type(co) ~= "thread" then
+      error(format("bad argument #1 to 'coroutine.resume' (thread expected, got %s)", type(co)), 2)
+    end
+    enter(co)
+    return leave(resume(co, ...))
+  end
+  local function unwrap(co, ok, ...)
+    if ok then
+      return ...
+    end
+    close(co)
+    error((...), 2)
+  end
+  coroutine.resume = guarded_resume
+  coroutine.wrap = function(f)
+    if type(f) ~= "function" then
+      error(format("bad argument #1 to 'coroutine.wrap' (function expected, got %s)", type(f)), 2)
+    end
+    local co = create(f)
+    return function(...)
+      return unwrap(co, guarded_resume(co, ...))
+    end
+  end
+end
+
+guard_coroutines()
+
+---------------------------------------------------------------------------
 -- Validation: every error names the field, the bad value and its type,
 -- and points at the caller's line.
 ---------------------------------------------------------------------------

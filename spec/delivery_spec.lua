@@ -28,6 +28,12 @@ local RUNS = {
   ["cotylua.wait on a silent fd"] = { [[
     local f = assert(io.open(self.fifo, "r+")) -- fd 3: a worker has only 0-2 of its own
     cotylua.wait(3, "r", 60)]], true },
+  ["a busy loop in coroutine.wrap"] = {
+    "coroutine.wrap(function() local x = 0 while true do x = x + 1 end end)()", false },
+  ["a busy loop in a coroutine.resume nested in another"] = { [[
+    local inner = coroutine.create(function() local x = 0 while true do x = x + 1 end end)
+    local outer = coroutine.create(function() coroutine.resume(inner) end)
+    coroutine.resume(outer)]], false },
   ["a C read blocked on a pipe"] = { [[
     local f = assert(io.open(self.fifo, "r+")) -- O_RDWR: no EOF, no data
     ev("read returned %s", tostring(f:read("l")))]], true },
@@ -101,5 +107,42 @@ describe("signal delivery", function()
     assert.is_true(slept >= 0.59, "slept only " .. slept)
     p:kill("TERM")
     assert.are.same({ code = 0 }, p:wait(5))
+  end)
+end)
+
+describe("coroutines under cotylua", function()
+  after_each(function() H.teardown() end)
+
+  it("keep the semantics of resume and wrap", function()
+    local dir = H.tmpdir()
+    local body = [[
+local co = coroutine.create(function(a, b)
+  local c = coroutine.yield(a + b)
+  return c * 2, "done"
+end)
+print(coroutine.resume(co, 1, 2))
+print(coroutine.resume(co, 5))
+print(coroutine.resume(co))
+print(pcall(coroutine.resume, 42))
+print(pcall(coroutine.wrap, 42))
+local gen = coroutine.wrap(function() for i = 1, 3 do coroutine.yield(i) end end)
+print(gen(), gen(), gen())
+print(pcall(gen))
+local bad = coroutine.wrap(function() error("inside") end)
+print(pcall(bad))
+local t = {}
+print(select(2, pcall(coroutine.wrap(function() error(t) end))) == t)
+print(coroutine.isyieldable(), coroutine.running())
+]]
+    local outputs = {}
+    for _, first in ipairs({ "local cotylua = require('cotylua')", "local cotylua = nil" }) do
+      local script = H.write(dir .. "/co.lua", first .. "\n" .. body)
+      local p = H.start{ dir = dir, lua = true, file = script }
+      assert.are.same({ code = 0 }, p:wait(5))
+      outputs[#outputs + 1] = p:stdout():gsub("thread: 0x%x+", "thread")
+      os.remove(dir .. "/stdout.log")
+    end
+    assert.matches("false\t[^\n]*co.lua:14: inside\n", outputs[1])
+    assert.are.equal(outputs[2], outputs[1])
   end)
 end)

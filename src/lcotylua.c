@@ -267,6 +267,20 @@ static int l_getpid(lua_State *L)
     return 1;
 }
 
+/* co_enter(co): a coroutine is about to be resumed. */
+static int l_co_enter(lua_State *L)
+{
+    coty_worker_enter(lua_tothread(L, 1));
+    return 0;
+}
+
+/* co_leave(...): the resume is over; returns its arguments. */
+static int l_co_leave(lua_State *L)
+{
+    coty_worker_leave(L);
+    return lua_gettop(L);
+}
+
 static int l_is_worker(lua_State *L)
 {
     lua_pushboolean(L, coty_worker_active());
@@ -313,6 +327,8 @@ static const luaL_Reg funcs[] = {
     {"now", l_now},
     {"getpid", l_getpid},
     {"is_worker", l_is_worker},
+    {"co_enter", l_co_enter},
+    {"co_leave", l_co_leave},
     {"log", l_log},
     {"log_level", l_log_level},
     {NULL, NULL},

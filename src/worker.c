@@ -31,10 +31,16 @@
 
 enum phase { P_NONE, P_INIT, P_RUN, P_TERMINATING };
 
+#define MAX_DEPTH 64
+
 static volatile sig_atomic_t phase = P_NONE;
 static volatile sig_atomic_t got_term, got_hup;
 static int in_reload;
-static lua_State *main_L;       /* the thread the signal handler hooks */
+static lua_State *main_L;       /* the main thread of the worker */
+/* The coroutines being resumed, innermost last: the handler hooks the one
+ * that runs, since Lua hooks are per thread. */
+static lua_State *volatile threads[MAX_DEPTH];
+static volatile sig_atomic_t depth;
 static int instance_ref = LUA_NOREF;
 static timer_t term_timer;
 static int has_timer;
@@ -44,6 +50,22 @@ int coty_worker_active(void) { return phase != P_NONE; }
 int coty_worker_stopping(void) { return got_term != 0; }
 
 static void hook(lua_State *L, lua_Debug *ar);
+
+/* The thread running now, as far as resumes through coroutine.resume and
+ * coroutine.wrap tell. Signal-safe. */
+static lua_State *running(void)
+{
+    int d = depth;
+
+    if (d <= 0)
+        return main_L;
+    return threads[d <= MAX_DEPTH ? d - 1 : MAX_DEPTH - 1];
+}
+
+static void set_hook(lua_State *L)
+{
+    lua_sethook(L, hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
 
 /* ---- signal handlers: flags, a hook, a timer; nothing else ----------- */
 
@@ -61,7 +83,7 @@ static void on_signal(int sig)
         got_hup = 1;
     }
     if (phase == P_RUN)
-        lua_sethook(main_L, hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+        set_hook(running());
     errno = saved;
 }
 
@@ -147,6 +169,25 @@ static void hook(lua_State *L, lua_Debug *ar)
     (void)ar;
     lua_sethook(L, NULL, 0, 0);
     dispatch(L);
+}
+
+void coty_worker_enter(lua_State *co)
+{
+    int d = depth;
+
+    if (d < MAX_DEPTH)
+        threads[d] = co;
+    depth = d + 1;
+    if (deliverable())
+        set_hook(co);
+}
+
+void coty_worker_leave(lua_State *L)
+{
+    if (depth > 0)
+        depth = depth - 1;
+    if (deliverable())
+        set_hook(L);
 }
 
 /* ---- waiting -------------------------------------------------------- */

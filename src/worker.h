@@ -27,6 +27,11 @@ int coty_worker_active(void);
 /* True once this worker was asked to terminate. */
 int coty_worker_stopping(void);
 
+/* Around every coroutine resume: the coroutine co is about to run, then
+ * control is back in L. A signal then hooks the thread that runs. */
+void coty_worker_enter(lua_State *co);
+void coty_worker_leave(lua_State *L);
+
 /* Waits until fd (or none when fd < 0) is ready for events, or timeout
  * seconds pass (< 0: no limit). In a worker, terminate and reload are
  * delivered during the wait. Returns the poll revents, 0 on timeout, or -1
