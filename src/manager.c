@@ -74,6 +74,10 @@ static struct {
 } M;
 
 static void reconcile(void);
+
+/* "1 worker", "2 workers" */
+#define PLURAL(n) (n), ((n) == 1 ? "" : "s")
+
 static void fast_stop(const char *why);
 static void slot_free(struct slot *s);
 
@@ -425,8 +429,8 @@ static void on_stop_timer(void *ud)
                  M.conf.graceful_timeout);
         fast_stop(why);
     } else if (M.state == M_KILLING) {
-        coty_warning("%d workers still alive %g s after SIGINT; sending SIGKILL",
-                     M.live, FAST_KILL_DELAY);
+        coty_warning("%d worker%s still alive %g s after SIGINT; sending SIGKILL",
+                     PLURAL(M.live), FAST_KILL_DELAY);
         each_slot(kill_slot);
     }
 }
@@ -436,7 +440,7 @@ static void begin_stop(const char *why)
     if (M.state != M_RUNNING)
         return;
     M.state = M_STOPPING;
-    coty_info("%s: stopping %d workers", why, M.live);
+    coty_info("%s: stopping %d worker%s", why, PLURAL(M.live));
     M.ops->on_terminate(M.ud);
     each_slot(stop_slot);
     if (M.conf.graceful_timeout > 0)
@@ -448,7 +452,7 @@ static void fast_stop(const char *why)
 {
     M.state = M_KILLING;
     M.status = 1;
-    coty_warning("%s: interrupting %d workers", why, M.live);
+    coty_warning("%s: interrupting %d worker%s", why, PLURAL(M.live));
     each_slot(interrupt_slot);
     coty_timer_start(M.loop, &M.stop_timer, FAST_KILL_DELAY);
     check_done();
@@ -468,7 +472,7 @@ static void reset_slot(struct slot *s)
 
 static void reload(void)
 {
-    coty_info("SIGHUP: reloading %d workers", M.live);
+    coty_info("SIGHUP: reloading %d worker%s", PLURAL(M.live));
     M.ops->on_reload(M.ud);
     if (M.state != M_RUNNING)
         return;
@@ -615,7 +619,7 @@ int coty_mgr_run(const struct coty_mgr_ops *ops, void *ud)
         return -1;
     }
     M.state = M_RUNNING;
-    coty_info("starting %d services", M.nsvcs);
+    coty_info("starting %d service%s", PLURAL(M.nsvcs));
     while (M.state != M_DONE) {
         if (M.shutdown_asked)
             begin_stop("shutdown()");

@@ -627,6 +627,28 @@ static int l_getpgid(lua_State *L)
     return 1;
 }
 
+/* proc.setsid(): the caller leaves its process group and session (used by
+ * services in specs to check that the manager still reaches them). */
+static int l_setsid(lua_State *L)
+{
+    pid_t s = setsid();
+    if (s < 0)
+        return fail_errno(L, "setsid", errno);
+    lua_pushinteger(L, s);
+    return 1;
+}
+
+/* proc.sigblock_all(): blocks every signal that can be blocked. */
+static int l_sigblock_all(lua_State *L)
+{
+    sigset_t all;
+    sigfillset(&all);
+    if (sigprocmask(SIG_BLOCK, &all, NULL) < 0)
+        return fail_errno(L, "sigprocmask", errno);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static int is_numeric(const char *s)
 {
     if (!*s)
@@ -900,6 +922,8 @@ static const luaL_Reg proc_funcs[] = {
     { "alive", l_alive },
     { "getpid", l_getpid },
     { "getpgid", l_getpgid },
+    { "setsid", l_setsid },
+    { "sigblock_all", l_sigblock_all },
     { "pids", l_pids },
     { "listdir", l_listdir },
     { "readlink", l_readlink },

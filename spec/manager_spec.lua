@@ -1,0 +1,234 @@
+-- The manager's own duties: reconfigure at run time, reaching workers that
+-- left its process group, Ctrl-C, no zombie, no wake-up while idle, the
+-- restart throttle, and its log lines.
+local H = require("helpers")
+local proc = H.proc
+
+local CPATH = "package.cpath = " .. string.format("%q", H.root .. "/build/spec/?.so;") .. " .. package.cpath\n"
+
+-- The live worker pids of manager p, by the worker ids their titles show.
+local function workers_of(p, name)
+  local out = {}
+  for _, pid in ipairs(H.children(p.pid)) do
+    local id = (H.cmdline(pid) or ""):match("^cotylua: " .. name .. " worker%((%d+)%)$")
+    if id then out[tonumber(id)] = pid end
+  end
+  return out
+end
+
+local function ids(t)
+  local out = {}
+  for id in pairs(t) do out[#out + 1] = id end
+  table.sort(out)
+  return out
+end
+
+local function zombies_of(pid)
+  local n = 0
+  for _, p in ipairs(proc.pids()) do
+    local st = H.proc_stat(p)
+    if st and st.ppid == pid and st.state == "Z" then n = n + 1 end
+  end
+  return n
+end
+
+describe("manager", function()
+  local p
+
+  setup(function() proc.set_subreaper() end)
+
+  after_each(function()
+    if p and p:alive() then
+      p:kill("KILL")
+      p:wait(5)
+    end
+    p = nil
+    assert.are.equal(0, H.teardown(), "processes were left behind")
+  end)
+
+  local function stop()
+    assert(p:kill("TERM"))
+    assert.are.same({ code = 0 }, p:wait(10))
+  end
+
+  it("reconfigures up and down at run time, stopping the highest worker ids first", function()
+    p = H.run_app([[
+local S = { name = "pool" }
+function S:run() ev("run %d %d", self.worker_id, cotylua.getpid()) cotylua.sleep(1e9) end
+function S:terminate() ev("term %d", self.worker_id) end
+local m = cotylua.manager()
+local id = m:add(S, { workers = 2 })
+local sizes, n = { 5, 3, 1 }, 0
+m:register_hooks({
+  on_reload = function() n = n + 1 m:reconfigure(id, sizes[n]) end,
+  on_dead_worker = function(s, w, code) ev("dead %d %d", w, code) end,
+})
+return m
+]])
+    H.wait_until(function() return #ids(workers_of(p, "pool")) == 2 end)
+    local before = workers_of(p, "pool")
+    assert(p:kill("HUP"))
+    H.wait_until(function() return #ids(workers_of(p, "pool")) == 5 end, 5, "5 workers")
+    assert.are.same({ 0, 1, 2, 3, 4 }, ids(workers_of(p, "pool")))
+    assert(p:kill("HUP"))
+    H.wait_until(function() return #ids(workers_of(p, "pool")) == 3 end, 5, "3 workers")
+    assert.are.same({ 0, 1, 2 }, ids(workers_of(p, "pool")))
+    p:wait_event("^term 3$")
+    p:wait_event("^term 4$")
+    assert(p:kill("HUP"))
+    H.wait_until(function() return #ids(workers_of(p, "pool")) == 1 end, 5, "1 worker")
+    local after = workers_of(p, "pool")
+    -- worker 0 was only reloaded (it has no reload(): restarted), never removed
+    assert.are.same({ 0 }, ids(after))
+    assert.are_not.equal(before[0], after[0])
+    assert.are.equal(0, zombies_of(p.pid))
+    stop()
+  end)
+
+  it("reaches, stops and reaps a worker that left the manager's process group", function()
+    p = H.run_app(CPATH .. [[
+local hp = require("proc")
+local S = { name = "loner" }
+function S:init() hp.setsid() end
+function S:run() ev("run %d %d", cotylua.getpid(), hp.getpgid()) cotylua.sleep(1e9) end
+function S:reload() ev("reload %d", cotylua.getpid()) end
+function S:terminate() ev("term %d", cotylua.getpid()) end
+local m = cotylua.manager()
+m:add(S)
+return m
+]])
+    local pid, pgid = p:wait_event("^run (%d+) (%d+)$")
+    assert.are.equal(pid, pgid)
+    assert(p:kill("HUP"))
+    p:wait_event("^reload " .. pid .. "$")
+    stop()
+    assert.truthy(p:wait_event("^term " .. pid .. "$", 0))
+  end)
+
+  it("kills a worker that blocks every signal once its graceful timeout passes", function()
+    p = H.run_app(CPATH .. [[
+local hp = require("proc")
+local S = { name = "deaf", graceful_shutdown_timeout = 0.3 }
+function S:run() hp.sigblock_all() ev("run %d", cotylua.getpid()) while true do end end
+local m = cotylua.manager()
+m:add(S)
+return m
+]])
+    p:wait_event("^run %d+$")
+    local t0 = proc.now()
+    stop()
+    local elapsed = proc.now() - t0
+    assert.is_true(elapsed >= 0.3 and elapsed < 3, "stopped after " .. elapsed)
+    assert.matches("did not stop within 0.3 s; sending SIGKILL", p:stderr())
+  end)
+
+  it("treats Ctrl-C (SIGINT to the whole process group) as one SIGINT", function()
+    p = H.run_app([[
+local S = { name = "fg" }
+function S:run() ev("run %d", cotylua.getpid()) cotylua.sleep(1e9) end
+function S:terminate() ev("term") end
+local m = cotylua.manager()
+m:add(S, { workers = 3 })
+m:register_hooks({
+  on_dead_worker = function() ev("dead") end,
+  on_terminate = function() ev("hook_terminate") end,
+})
+return m
+]])
+    H.wait_until(function() return p:count_events("^run ") == 3 end)
+    assert(proc.killpg(p.pgid, "INT"))
+    assert.are.same({ code = 1 }, p:wait(5))
+    assert.are.equal(3, p:count_events("^run "), "no worker was respawned")
+    assert.are.equal(0, p:count_events("^dead"))
+    assert.are.equal(0, p:count_events("^term"))
+    assert.are.equal(0, p:count_events("^hook_"))
+  end)
+
+  it("makes no wake-up while idle", function()
+    p = H.run_app([[
+local S = { name = "idle" }
+function S:run() ev("run") end
+local m = cotylua.manager()
+m:add(S, { workers = 2 })
+return m
+]])
+    H.wait_until(function() return p:count_events("^run$") == 2 end)
+    H.wait_until(function() return H.proc_stat(p.pid).state == "S" end)
+    local function switches()
+      local st = H.proc_status(p.pid)
+      return tonumber(st.voluntary_ctxt_switches) + tonumber(st.nonvoluntary_ctxt_switches)
+    end
+    local before = switches()
+    local deadline = proc.now() + 1
+    H.wait_until(function() return proc.now() >= deadline end, 2, "one idle second")
+    assert.are.equal(before, switches(), "the manager woke up while idle")
+    stop()
+  end)
+
+  it("throttles a crash loop without blocking, and answers SIGTERM during the backoff", function()
+    p = H.run_app([[
+local S = { name = "crasher" }
+function S:run() ev("run %.3f", cotylua.now()) os.exit(7) end
+local m = cotylua.manager()
+m:add(S)
+m:register_hooks({ on_dead_worker = function(s, w, code) ev("dead %d", code) end })
+return m
+]])
+    -- 1 start + 5 immediate restarts, then a 1 s backoff, then 2 s.
+    H.wait_until(function() return p:count_events("^run ") >= 6 end, 5, "6 starts")
+    H.wait_until(function() return p:count_events("^dead 7$") >= 6 end, 5, "6 deaths")
+    assert.matches("crasher worker%(0%) died 6 times in [%d.e-]+ s; next start in 1 s", p:stderr())
+    local times = {}
+    H.wait_until(function()
+      times = {}
+      for _, line in ipairs(p:events()) do
+        local t = line:match("^run ([%d.]+)$")
+        if t then times[#times + 1] = tonumber(t) end
+      end
+      return #times >= 7
+    end, 5, "the 7th start")
+    assert.is_true(times[7] - times[6] >= 0.9, "the 7th start waited " .. (times[7] - times[6]))
+    assert.is_true(times[6] - times[1] < 1, "the first 5 restarts were immediate")
+    H.wait_until(function() return p:count_events("^dead 7$") >= 7 end)
+    H.wait_until(function() return p:stderr():find("next start in 2 s", 1, true) end)
+    local t0 = proc.now()
+    stop()
+    assert.is_true(proc.now() - t0 < 0.5, "SIGTERM during a backoff took " .. (proc.now() - t0))
+    assert.are.equal(7, p:count_events("^run "), "no start after SIGTERM")
+  end)
+
+  it("logs one line per event with time, level, process name and pid, at the level asked", function()
+    local body = [[
+local S = { name = "talker" }
+function S:run() cotylua.log.debug("dbg %d", 1) cotylua.log.info("info %s", "two") cotylua.log.warning("warn") ev("run %d", cotylua.getpid()) end
+local m = cotylua.manager()
+m:add(S)
+return m
+]]
+    p = H.run_app(body, "binary", { args = {} })
+    local pid = p:wait_event("^run (%d+)$")
+    stop()
+    local err = p:stderr()
+    local ts = "%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d%.%d%d%d"
+    assert.matches("\n?" .. ts .. " INFO talker worker%(0%)%[" .. pid .. "%]: info two\n", err)
+    assert.matches(ts .. " WARNING talker worker%(0%)%[" .. pid .. "%]: warn\n", err)
+    assert.matches(ts .. " INFO master%[" .. p.pid .. "%]: SIGTERM: stopping 1 worker\n", err)
+    assert.is_nil(err:find("dbg 1", 1, true))
+
+    p = H.run_app(body, "binary", { env = { "COTYLUA_LOG_LEVEL=warning" } })
+    p:wait_event("^run %d+$")
+    stop()
+    err = p:stderr()
+    assert.matches("WARNING talker worker%(0%)%[%d+%]: warn\n", err)
+    assert.is_nil(err:find("INFO", 1, true))
+
+    local dir = H.tmpdir()
+    H.app(dir, H.prelude .. body)
+    p = H.start{ dir = dir, argv = { H.bin, "--log-level", "debug", "services.lua" } }
+    p:wait_event("^run %d+$")
+    stop()
+    err = p:stderr()
+    assert.matches("DEBUG talker worker%(0%)%[%d+%]: dbg 1\n", err)
+    assert.matches("DEBUG master%[%d+%]: started talker worker%(0%) %[pid %d+%]\n", err)
+  end)
+end)
