@@ -49,7 +49,7 @@ describe("signal delivery", function()
       p:kill("KILL")
       p:wait(5)
     end
-    H.teardown()
+    assert.are.equal(0, H.teardown(), "processes were left behind")
   end)
 
   local function start(body, blocks)

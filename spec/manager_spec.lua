@@ -197,6 +197,29 @@ return m
     assert.are.equal(7, p:count_events("^run "), "no start after SIGTERM")
   end)
 
+  it("logs a failing hook, skips the later hooks of its kind, and still reloads the workers", function()
+    p = H.run_app([[
+local S = { name = "hooked" }
+function S:run() ev("run %d", cotylua.getpid()) cotylua.sleep(1e9) end
+function S:reload() ev("reload") end
+local m = cotylua.manager()
+m:add(S)
+m:register_hooks({ on_reload = function() ev("hook 1") end })
+m:register_hooks({ on_reload = function() error("hook 2 fails") end })
+m:register_hooks({ on_reload = function() ev("hook 3") end, on_terminate = function() ev("term hook") end })
+return m
+]])
+    p:wait_event("^run %d+$")
+    assert(p:kill("HUP"))
+    p:wait_event("^reload$")
+    assert.are.equal(1, p:count_events("^hook 1$"))
+    assert.are.equal(0, p:count_events("^hook 3$"))
+    assert.matches("on_reload hook #2 failed: [^\n]*hook 2 fails", p:stderr())
+    assert.matches("stack traceback:", p:stderr())
+    stop()
+    assert.are.equal(1, p:count_events("^term hook$"))
+  end)
+
   it("logs one line per event with time, level, process name and pid, at the level asked", function()
     local body = [[
 local S = { name = "talker" }
