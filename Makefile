@@ -11,7 +11,7 @@
 
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
-LIBDIR ?= $(PREFIX)/lib/x86_64-linux-gnu/lua/5.4
+LIBDIR ?= $(PREFIX)/lib/lua/5.4
 LUADIR ?= $(PREFIX)/share/lua/5.4
 LUA ?= lua5.4
 BUSTED ?= busted

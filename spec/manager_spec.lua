@@ -220,6 +220,52 @@ return m
     assert.are.equal(1, p:count_events("^term hook$"))
   end)
 
+  it("ignores SIGUSR1, SIGUSR2 and SIGPIPE", function()
+    p = H.run_app([[
+local S = { name = "calm" }
+function S:run() ev("run %d", cotylua.getpid()) cotylua.sleep(1e9) end
+function S:reload() ev("reload") end
+local m = cotylua.manager()
+m:add(S)
+m:register_hooks({ on_dead_worker = function() ev("dead") end })
+return m
+]])
+    local pid = p:wait_event("^run (%d+)$")
+    for _, sig in ipairs({ "USR1", "USR2", "PIPE", "USR1" }) do assert(p:kill(sig)) end
+    assert(p:kill("HUP")) -- a signal it handles, sent after the others
+    p:wait_event("^reload$")
+    assert.is_true(p:alive())
+    assert.is_true(proc.alive(tonumber(pid)))
+    assert.are.equal(0, p:count_events("^dead"))
+    stop()
+  end)
+
+  it("takes its restart throttle from the service table and add()", function()
+    p = H.run_app([[
+local S = { name = "quick", restart = { burst = 1, delay = 0.4, max_delay = 0.4 } }
+function S:run() ev("run %s %.3f", self.name, cotylua.now()) os.exit(1) end
+local m = cotylua.manager({ restart = { burst = 1000 } })
+m:add(S)
+m:add(S, { name = "other", restart = { burst = 2, delay = 0.3, max_delay = 0.3 } })
+return m
+]])
+    local function starts(name)
+      local t = {}
+      for _, line in ipairs(p:events()) do
+        local v = line:match("^run " .. name .. " ([%d.]+)$")
+        if v then t[#t + 1] = tonumber(v) end
+      end
+      return t
+    end
+    H.wait_until(function() return #starts("quick") >= 4 and #starts("other") >= 5 end, 5, "restarts")
+    local q, o = starts("quick"), starts("other")
+    assert.is_true(q[2] - q[1] < 0.3, "one immediate restart")
+    assert.is_true(q[3] - q[2] >= 0.35 and q[4] - q[3] >= 0.35, "then 0.4 s each")
+    assert.is_true(o[3] - o[1] < 0.3, "two immediate restarts")
+    assert.is_true(o[4] - o[3] >= 0.25, "then 0.3 s")
+    stop()
+  end)
+
   it("logs one line per event with time, level, process name and pid, at the level asked", function()
     local body = [[
 local S = { name = "talker" }
