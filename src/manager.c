@@ -262,7 +262,7 @@ static void child(struct slot *s)
 static void throttle(struct slot *s, double delay, const char *what)
 {
     coty_timer_start(M.loop, &s->respawn, delay);
-    coty_warning("%s worker(%d) %s %d times in %.3g s; next start in %.3g s",
+    coty_warning("%s worker(%d) %s %d times in %.1f s; next start in %g s",
                  s->svc->conf.name, s->wid, what, s->throttle.deaths,
                  coty_now() - s->throttle.first_death, delay);
 }
