@@ -107,18 +107,20 @@ end
 
 local RESTART_FIELDS = { burst = "integer", interval = "seconds", delay = "seconds", max_delay = "seconds" }
 
-local function check_restart(v, field, level)
+-- field: what to call the table in messages; where: "" or ' for service "x"'.
+local function check_restart(v, field, level, where)
+  where = where or ""
   if v == nil then
     return nil
   end
   if type(v) ~= "table" then
-    bad(field, v, "a table", level + 1)
+    bad(field .. where, v, "a table", level + 1)
   end
   for k, val in pairs(v) do
     local kind = RESTART_FIELDS[k]
-    local name = field .. "." .. tostring(k)
+    local name = field .. "." .. tostring(k) .. where
     if kind == nil then
-      error(format("unknown field %s in %s", show(k), field), level + 1)
+      error(format("unknown field %s in %s%s", show(k), field, where), level + 1)
     elseif kind == "integer" then
       local n = mtype(val) and math.tointeger(val)
       if not n or n < 0 or n > 10000 then
@@ -128,10 +130,20 @@ local function check_restart(v, field, level)
       check_seconds(val, name, level + 1)
     end
   end
-  if v.delay and v.max_delay and v.max_delay < v.delay then
-    error(format("bad %s.max_delay: %s is below delay %s", field, show(v.max_delay), show(v.delay)), level + 1)
-  end
   return v
+end
+
+-- The policy `over` laid over `base`; max_delay must not be below delay.
+local function merge_restart(base, over, field, level, where)
+  local merged = {}
+  for k in pairs(RESTART_FIELDS) do
+    merged[k] = over and over[k] ~= nil and over[k] or base[k]
+  end
+  if merged.max_delay < merged.delay then
+    error(format("bad %s.max_delay%s: %s is below delay %s", field, where or "", show(merged.max_delay),
+      show(merged.delay)), level + 1)
+  end
+  return merged
 end
 
 local function check_keys(t, allowed, what, level)
@@ -175,6 +187,7 @@ function M.manager(opts)
   end
   check_seconds(timeout, "graceful_shutdown_timeout", 2)
   check_restart(opts.restart, "restart", 2)
+  local restart = merge_restart(core.restart_defaults(), opts.restart, "restart", 2)
   if opts.log_level ~= nil then
     if type(opts.log_level) ~= "string" or not pcall(core.log_level, opts.log_level) then
       bad("log_level", opts.log_level, '"debug", "info", "warning" or "error"', 2)
@@ -183,9 +196,10 @@ function M.manager(opts)
   if the_manager then
     error("cotylua.manager: a manager already exists in this process (one per process)", 2)
   end
-  core.manager(timeout, opts.restart)
+  core.manager(timeout, restart)
   the_manager = setmetatable({
     graceful_shutdown_timeout = timeout,
+    restart = restart,
     services = {},
     hooks = { on_terminate = {}, on_reload = {}, on_new_worker = {}, on_dead_worker = {} },
   }, Manager)
@@ -232,8 +246,13 @@ function Manager:add(service, opts)
   else
     check_seconds(timeout, "graceful_shutdown_timeout for " .. label, 2)
   end
-  local restart = check_restart(opts.restart, "restart for " .. label, 2)
-    or service_field(service, "restart", label, check_restart)
+  local restart = check_restart(opts.restart, "restart", 2, " for " .. label)
+  if restart then
+    restart = merge_restart(self.restart, restart, "restart", 2, " for " .. label)
+  else
+    restart = service_field(service, "restart", label, check_restart)
+    restart = merge_restart(self.restart, restart, label .. ".restart", 2)
+  end
   local args = opts.args
   if args ~= nil and type(args) ~= "table" then
     bad("args for " .. label, args, "a table", 2)

@@ -126,6 +126,23 @@ static void guard_manager(lua_State *L)
     lua_setfield(L, LUA_REGISTRYINDEX, "cotylua.manager");
 }
 
+/* core.restart_defaults() -> { burst =, interval =, delay =, max_delay = } */
+static int l_restart_defaults(lua_State *L)
+{
+    const struct coty_restart_policy *p = &coty_restart_defaults;
+
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, p->burst);
+    lua_setfield(L, -2, "burst");
+    lua_pushnumber(L, p->interval);
+    lua_setfield(L, -2, "interval");
+    lua_pushnumber(L, p->delay);
+    lua_setfield(L, -2, "delay");
+    lua_pushnumber(L, p->max_delay);
+    lua_setfield(L, -2, "max_delay");
+    return 1;
+}
+
 /* core.manager(graceful_shutdown_timeout, restart) */
 static int l_manager(lua_State *L)
 {
@@ -316,6 +333,7 @@ static int l_log_level(lua_State *L)
 
 static const luaL_Reg funcs[] = {
     {"manager", l_manager},
+    {"restart_defaults", l_restart_defaults},
     {"add", l_add},
     {"reconfigure", l_reconfigure},
     {"run", l_run},

@@ -1,0 +1,139 @@
+-- Bad service tables and options, generated: every field given every wrong
+-- type must raise a clear error naming the field, never crash, and never
+-- leave a half-made manager or service behind.
+local H = require("helpers")
+
+local BAD = {
+  { "nil", "nil" }, { "true", "boolean" }, { "false", "boolean" }, { '"x"', "string" },
+  { '"5"', "string" }, { "-1", "number" }, { "0/0", "number" }, { "1e300", "number" },
+  { "math.huge", "number" }, { "math.mininteger", "number" }, { "{}", "table" },
+  { "print", "function" }, { "0", "number" }, { "1.5", "number" },
+}
+
+-- field -> the values (from BAD) that are fine for it
+local OK = {
+  seconds = { ["nil"] = true, ["0"] = true, ["1.5"] = true },
+  workers = { ["nil"] = true },
+  count = { ["nil"] = true, ["0"] = true },
+  fn = { ["nil"] = true, ["print"] = true },
+  name = { ["nil"] = true, ['"x"'] = true, ['"5"'] = true },
+  args = { ["nil"] = true, ["{}"] = true },
+  restart = { ["nil"] = true, ["{}"] = true },
+  level = { ["nil"] = true },
+  max_delay = { ["nil"] = true, ["1.5"] = true }, -- not below the default delay, 1 s
+}
+
+-- { how the value is placed, the kind of field, what the error must name }
+local FIELDS = {
+  { "cotylua.manager({ graceful_shutdown_timeout = V })", "seconds", "graceful_shutdown_timeout" },
+  { "cotylua.manager({ restart = V })", "restart", "restart" },
+  { "cotylua.manager({ restart = { burst = V } })", "count", "restart.burst" },
+  { "cotylua.manager({ restart = { interval = V } })", "seconds", "restart.interval" },
+  { "cotylua.manager({ restart = { delay = V } })", "seconds", "restart.delay" },
+  { "cotylua.manager({ restart = { max_delay = V, delay = 0 } })", "seconds", "restart.max_delay" },
+  { "cotylua.manager({ restart = { max_delay = V } })", "max_delay", "restart.max_delay" },
+  { "cotylua.manager({ log_level = V })", "level", "log_level" },
+  { "m:add({ name = V })", "name", "service name" },
+  { "m:add({ graceful_shutdown_timeout = V })", "seconds", "graceful_shutdown_timeout" },
+  { "m:add({ init = V })", "fn", ".init" },
+  { "m:add({ run = V })", "fn", ".run" },
+  { "m:add({ terminate = V })", "fn", ".terminate" },
+  { "m:add({ reload = V })", "fn", ".reload" },
+  { "m:add({ restart = V })", "restart", "restart" },
+  { "m:add({ restart = { delay = V } })", "seconds", "restart.delay" },
+  { "m:add({}, { workers = V })", "workers", "workers" },
+  { "m:add({}, { args = V })", "args", "args" },
+  { "m:add({}, { name = V })", "name", "service name" },
+  { "m:add({}, { graceful_shutdown_timeout = V })", "seconds", "graceful_shutdown_timeout" },
+  { "m:add({}, { restart = { burst = V } })", "count", "restart.burst" },
+  { "m:add({}, { restart = { max_delay = V } })", "max_delay", "restart.max_delay" },
+  { "m:add({ restart = { delay = 0.5, max_delay = V } })", "max_delay", "restart.max_delay" },
+  { "m:reconfigure(1, V)", "required_workers", "workers" },
+  { "m:add(V)", "service", "service" },
+  { "m:add({}, V)", "opts", "add options" },
+  { "m:register_hooks(V)", "hooks", "hooks" },
+  { "m:register_hooks({ on_reload = V })", "fn", "on_reload" },
+}
+OK.service = { ["{}"] = true }
+OK.required_workers = {}
+OK.opts = { ["nil"] = true, ["{}"] = true }
+OK.hooks = { ["{}"] = true }
+
+-- One Lua program that tries every case under pcall and prints a line each.
+local function program()
+  local out = { [[
+local cotylua = require("cotylua")
+local m = cotylua.manager() -- the manager for the add/reconfigure cases
+local real_add = m.add
+local added = 0
+m.add = function(...) local id = real_add(...) added = added + 1 return id end
+local function try(label, f)
+  local ok, err = pcall(f)
+  io.write(label, "\t", ok and "ok" or ("error\t" .. tostring(err)), "\n")
+end
+m:add({ name = "first" })
+]] }
+  for i, f in ipairs(FIELDS) do
+    for j, v in ipairs(BAD) do
+      local code = f[1]:gsub("V", v[1])
+      if code:find("^cotylua%.manager") then
+        -- a manager exists already: a valid call would hit the seatbelt, so
+        -- only the validation matters here
+        code = code
+      end
+      out[#out + 1] = ("try(%q, function() %s end)\n"):format(i .. ":" .. j, code)
+    end
+  end
+  out[#out + 1] = [[
+io.write("services\t", #m.services, "\t", added, "\n")
+io.write("next id\t", real_add(m, { name = "last" }), "\n")
+]]
+  return table.concat(out)
+end
+
+describe("validation", function()
+  after_each(function() assert.are.equal(0, H.teardown()) end)
+
+  it("refuses every wrong type and value with an error naming the field", function()
+    local dir = H.tmpdir()
+    local script = H.write(dir .. "/gen.lua", program())
+    local p = H.start{ dir = dir, lua = true, file = script }
+    assert.are.same({ code = 0 }, p:wait(20), p:stderr())
+    local results = {}
+    for line in p:stdout():gmatch("[^\n]+") do
+      local label, verdict, msg = line:match("^([%d:]+)\t(%a+)\t?(.*)$")
+      if label then results[label] = { verdict, msg } end
+    end
+    local checked = 0
+    for i, f in ipairs(FIELDS) do
+      for j, v in ipairs(BAD) do
+        local r = assert(results[i .. ":" .. j], "no result for " .. f[1] .. " with " .. v[1])
+        local fine = OK[f[2]][v[1]]
+        local is_manager = f[1]:find("^cotylua%.manager")
+        local where = f[1]:gsub("V", v[1])
+        if fine then
+          -- a valid value: accepted (or, for the manager, only the seatbelt refuses it)
+          if is_manager then
+            assert.matches("a manager already exists", r[2], 1, true)
+          else
+            assert.are.equal("ok", r[1], where .. " was refused: " .. r[2])
+          end
+        else
+          assert.are.equal("error", r[1], where .. " was accepted")
+          assert.truthy(r[2]:find(f[3], 1, true), where .. ": the error does not name " .. f[3] .. ": " .. r[2])
+          assert.is_nil(r[2]:find("a manager already exists", 1, true), where .. " passed validation")
+          if v[2] ~= "nil" and not r[2]:find("unknown", 1, true) and f[2] ~= "restart" then
+            assert.truthy(r[2]:find("(" .. v[2] .. ")", 1, true) or r[2]:find("below delay", 1, true),
+              where .. ": the error does not give the type: " .. r[2])
+          end
+        end
+        checked = checked + 1
+      end
+    end
+    assert.are.equal(#FIELDS * #BAD, checked)
+    -- nothing half-made: only the valid adds counted, ids in order
+    local services, added = p:stdout():match("services\t(%d+)\t(%d+)")
+    assert.are.equal(added, services)
+    assert.are.equal(tostring(tonumber(added) + 1), p:stdout():match("next id\t(%d+)"))
+  end)
+end)
