@@ -19,7 +19,7 @@ CC ?= cc
 CFLAGS ?= -O2 -g
 LIBFLAG ?= -shared
 
-DEBS = lua5.4 liblua5.4-dev libsystemd-dev lua-busted pkg-config gcc make
+DEBS = lua5.4 liblua5.4-dev libsystemd-dev lua-busted pkg-config gcc make valgrind
 
 ifdef LUA_INCDIR
 LUA_CFLAGS = -I$(LUA_INCDIR)

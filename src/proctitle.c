@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include "proctitle.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,10 @@ int coty_proctitle_init(void)
     if (area)
         return 0;
     if (read_bounds(b) < 0 || b[1] <= b[0])
+        return -1;
+    /* The kernel's bounds must be our own argv (program_invocation_name is
+     * argv[0]); under valgrind, for one, they are the host's, not ours. */
+    if ((unsigned long)program_invocation_name != b[0])
         return -1;
     save_original((const char *)b[0], b[1] - b[0]);
     area = (char *)b[0];

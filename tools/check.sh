@@ -4,7 +4,8 @@
 #   1. the C unit tests given as arguments;
 #   2. the busted specs against build/ (the normal build);
 #   3. the functional specs against build-asan/ (ASan + UBSan), where any
-#      sanitizer report, from the manager or any worker, is a failure.
+#      sanitizer report, from the manager or any worker, is a failure
+#      (the soak and valgrind specs are left to step 2).
 set -u
 cd "$(dirname "$0")/.." || exit 2
 passed=0
@@ -28,7 +29,7 @@ specs() {
     label=$1
     shift
     echo "== specs: $label"
-    out=$(env "$@" busted --lua=lua5.4 -o utfTerminal $SPECS 2>&1)
+    out=$(env "$@" busted --lua=lua5.4 -o utfTerminal $BUSTED_ARGS $SPECS 2>&1)
     printf '%s\n' "$out"
     counts=$(printf '%s\n' "$out" | sed -n 's/^\([0-9]*\) successes* \/ \([0-9]*\) failures* \/ \([0-9]*\) errors*.*/\1 \2 \3/p' | tail -n 1)
     if [ -z "$counts" ]; then add 0 1; return; fi
@@ -40,9 +41,12 @@ echo "== C unit tests"
 for t in "$@"; do unit "$t"; done
 
 SPECS=$(ls spec/*_spec.lua)
+BUSTED_ARGS=
 specs "build" COTYLUA_BIN="$PWD/build/bin/cotylua"
 
+# The soak and valgrind specs run against the normal build only.
 SPECS=$(ls spec/*_spec.lua | grep -v support_spec)
+BUSTED_ARGS=--exclude-tags=soak,valgrind
 logs=$(mktemp -d)
 specs "build-asan (AddressSanitizer, UndefinedBehaviorSanitizer)" \
     COTYLUA_BIN="$PWD/build-asan/bin/cotylua" \

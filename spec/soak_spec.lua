@@ -1,0 +1,90 @@
+-- Long runs that only the normal build takes (tags soak and valgrind): ten
+-- thousand deaths and respawns, and a whole lifecycle under valgrind.
+local H = require("helpers")
+local proc = H.proc
+
+local function rss_kib(pid)
+  return tonumber(H.proc_status(pid).VmRSS:match("(%d+)"))
+end
+
+local function zombies_of(pid)
+  local n = 0
+  for _, p in ipairs(proc.pids()) do
+    local st = H.proc_stat(p)
+    if st and st.ppid == pid and st.state == "Z" then n = n + 1 end
+  end
+  return n
+end
+
+describe("soak", function()
+  local p
+
+  setup(function() proc.set_subreaper() end)
+
+  after_each(function()
+    if p and p:alive() then
+      p:kill("KILL")
+      p:wait(5)
+    end
+    p = nil
+    assert.are.equal(0, H.teardown(), "processes were left behind")
+  end)
+
+  it("keeps its fds and memory through 10,000 deaths and respawns #soak", function()
+    local TOTAL, WARM = 10000, 200
+    p = H.run_app(([[
+local S = { name = "ephemeral", restart = { interval = 0 } }
+function S:run() os.exit(0) end
+local m = cotylua.manager()
+m:add(S, { workers = 2 })
+local deaths = 0
+m:register_hooks({ on_dead_worker = function(s, w, code)
+  deaths = deaths + 1
+  if deaths == %d or deaths == %d then ev("deaths %%d", deaths) end
+  if deaths == %d then m:reconfigure(1, 1) end
+end })
+return m
+]]):format(WARM, TOTAL, TOTAL))
+    p:wait_event("^deaths " .. WARM .. "$", 20)
+    local fds0, rss0 = #H.fds(p.pid), rss_kib(p.pid)
+    p:wait_event("^deaths " .. TOTAL .. "$", 120)
+    local fds1, rss1 = #H.fds(p.pid), rss_kib(p.pid)
+    assert.are.equal(fds0, fds1, "fds of the manager")
+    -- the Lua heap of the hooks may settle a few pages higher; a leak of
+    -- even 32 bytes a death would add over 300 KiB
+    assert.is_true(rss1 - rss0 <= 128, ("RSS grew from %d to %d KiB"):format(rss0, rss1))
+    assert.are.equal(0, zombies_of(p.pid))
+    assert(p:kill("TERM"))
+    assert.are.same({ code = 0 }, p:wait(10))
+  end)
+
+  it("runs a whole lifecycle under valgrind with no error and no leak #valgrind", function()
+    local dir = H.tmpdir()
+    H.app(dir, H.prelude .. [[
+local S = { name = "checked" }
+function S:run() ev("run %d", cotylua.getpid()) cotylua.sleep(1e9) end
+function S:reload() ev("reload %d", cotylua.getpid()) end
+function S:terminate() ev("term %d", cotylua.getpid()) end
+local m = cotylua.manager()
+m:add(S, { workers = 2 })
+m:add({ name = "plain" })
+m:register_hooks({ on_dead_worker = function(s, w, code) ev("dead %d %d %d", s, w, code) end })
+return m
+]])
+    p = H.start{ dir = dir, argv = { "valgrind", "--leak-check=full", "--error-exitcode=99",
+      "--child-silent-after-fork=yes", "--errors-for-leak-kinds=definite,indirect", H.bin, "services.lua" } }
+    H.wait_until(function() return p:count_events("^run ") == 2 end, 30, "2 workers under valgrind")
+    assert(p:kill("HUP"))
+    H.wait_until(function() return p:count_events("^reload ") == 2 end, 30, "2 reloads")
+    local pid = tonumber(p:events()[1]:match("^run (%d+)$"))
+    assert(proc.kill(pid, "KILL"))
+    p:wait_event("^dead 1 %d %-9$", 30)
+    H.wait_until(function() return p:count_events("^run ") == 3 end, 30, "the respawn")
+    assert(p:kill("TERM"))
+    assert.are.same({ code = 0 }, p:wait(60), p:stderr())
+    local err = p:stderr()
+    assert.matches("ERROR SUMMARY: 0 errors", err)
+    assert.matches("definitely lost: 0 bytes", err)
+    assert.matches("indirectly lost: 0 bytes", err)
+  end)
+end)
