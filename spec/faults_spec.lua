@@ -181,9 +181,19 @@ return m
     assert.are.equal("0000000000000000", st.SigIgn)
     assert.are.same({ 0, 1, 2 }, H.fds(pid))
     assert.are.equal(tostring(p.pid), st.PPid)
-    -- the manager itself keeps its signals in a signalfd
+    -- the manager itself keeps its signals in a signalfd, and every fd it
+    -- opened (signalfd, epoll) is close-on-exec
     local mst = H.proc_status(p.pid)
     assert.are_not.equal("0000000000000000", mst.SigBlk)
+    local own = 0
+    for _, fd in ipairs(H.fds(p.pid)) do
+      if fd > 2 then
+        local flags = H.read(("/proc/%d/fdinfo/%d"):format(p.pid, fd)):match("flags:%s+(%d+)")
+        assert.are.equal(1, math.floor(tonumber(flags, 8) / tonumber("2000000", 8)) % 2, "fd " .. fd .. " lacks O_CLOEXEC")
+        own = own + 1
+      end
+    end
+    assert.are.equal(2, own)
     p:kill("TERM")
     assert.are.same({ code = 0 }, p:wait(5))
   end)

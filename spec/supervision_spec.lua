@@ -244,6 +244,27 @@ return m
     stop()
   end)
 
+  it("resets the throttle of a service on reconfigure", function()
+    p = H.run_app([[
+local S = { name = "looper", restart = { burst = 1, delay = 30, max_delay = 30 } }
+function S:run() ev("run %.3f", cotylua.now()) os.exit(1) end
+local Trigger = { name = "trigger" }
+function Trigger:run() ev("trigger %d", cotylua.getpid()) cotylua.sleep(1e9) end
+local m = cotylua.manager()
+local looper = m:add(S)
+local trigger = m:add(Trigger)
+m:register_hooks({ on_dead_worker = function(s) if s == trigger then m:reconfigure(looper, 1) end end })
+return m
+]])
+    H.wait_until(function() return p:count_events("^run ") == 2 end)
+    H.wait_until(function() return p:stderr():find("next start in 30 s", 1, true) end)
+    local t0 = proc.now()
+    assert(proc.kill(tonumber(p:wait_event("^trigger (%d+)$")), "KILL"))
+    H.wait_until(function() return p:count_events("^run ") >= 3 end, 2, "a start right after reconfigure")
+    assert.is_true(proc.now() - t0 < 1)
+    stop()
+  end)
+
   it("logs a failed fork, keeps going, and starts the missing workers once fork works again", function()
     local cg = "/sys/fs/cgroup/pids"
     local probe = io.open(cg .. "/cgroup.procs")
