@@ -258,7 +258,7 @@ function Manager:add(service, opts)
     bad("args for " .. label, args, "a table", 2)
   end
   args = args or {}
-  core.add(name, workers, timeout or -1, restart)
+  core.add(name, workers, timeout or -1, restart, service.reload ~= nil)
   self.services[id] = {
     service = service,
     name = name,

@@ -158,7 +158,7 @@ static int l_manager(lua_State *L)
     return 0;
 }
 
-/* core.add(name, workers, graceful_timeout or -1, restart) -> id */
+/* core.add(name, workers, graceful_timeout or -1, restart, has_reload) -> id */
 static int l_add(lua_State *L)
 {
     struct coty_service_conf conf;
@@ -171,6 +171,7 @@ static int l_add(lua_State *L)
     luaL_argcheck(L, conf.workers >= 1, 2, "workers must be >= 1");
     conf.graceful_timeout = luaL_checknumber(L, 3);
     conf.restart = restart_policy(L, 4, &coty_mgr_conf()->restart);
+    conf.has_reload = lua_toboolean(L, 5);
     id = coty_mgr_add(&conf);
     if (id < 0)
         return luaL_error(L, "cannot add service %s: %s", conf.name, strerror(errno));

@@ -29,54 +29,16 @@
 
 #include "log.h"
 #include "loop.h"
+#include "mgr.h"
+#include "notify.h"
 #include "proctitle.h"
 
 #define FAST_KILL_DELAY 1.0 /* SIGINT, then SIGKILL to what is left */
 #define KILL_MARGIN 1.0     /* past a worker's own graceful timeout */
 
-enum state { M_NONE, M_READY, M_RUNNING, M_STOPPING, M_KILLING, M_DONE };
-
-struct service;
-
-struct slot {
-    struct service *svc;
-    int wid;
-    pid_t pid;                  /* 0 when no worker runs in this slot */
-    double started;
-    int stopping;               /* the manager asked this worker to stop */
-    struct coty_restart throttle;
-    struct coty_timer respawn;  /* armed while the slot waits to restart */
-    struct coty_timer kill;     /* armed while a stop waits for the exit */
-};
-
-struct service {
-    int id;
-    struct coty_service_conf conf;
-    struct slot **slots;        /* by worker id; NULL entries are free */
-    int nslots;
-};
-
-static struct {
-    enum state state;
-    struct coty_mgr_conf conf;
-    struct service **svcs;
-    int nsvcs;
-    struct coty_loop *loop;
-    int sigfd;
-    sigset_t oldmask;
-    struct sigaction oldpipe;
-    const struct coty_mgr_ops *ops;
-    void *ud;
-    int live;                   /* forked and not yet reaped */
-    int status;                 /* what run() returns */
-    int shutdown_asked;
-    struct coty_timer stop_timer;
-} M;
+struct coty_mgr M;
 
 static void reconcile(void);
-
-/* "1 worker", "2 workers" */
-#define PLURAL(n) (n), ((n) == 1 ? "" : "s")
 
 static void fast_stop(const char *why);
 static void slot_free(struct slot *s);
@@ -92,6 +54,7 @@ int coty_mgr_create(const struct coty_mgr_conf *conf)
     M.conf = *conf;
     M.state = M_READY;
     M.sigfd = -1;
+    M.ready_fd[0] = M.ready_fd[1] = -1;
     return 0;
 }
 
@@ -229,7 +192,7 @@ static void each_slot(void (*fn)(struct slot *))
                 fn(M.svcs[i]->slots[w]);
 }
 
-static struct slot *slot_by_pid(pid_t pid)
+struct slot *mgr_slot_by_pid(pid_t pid)
 {
     for (int i = 0; i < M.nsvcs; i++)
         for (int w = 0; w < M.svcs[i]->nslots; w++) {
@@ -251,9 +214,11 @@ static void child(struct slot *s)
         .name = s->svc->conf.name,
         .graceful_timeout = worker_timeout(s->svc),
         .manager_pid = getppid(),
+        .ready_fd = M.ready_fd[1],
     };
 
     close(M.sigfd);
+    close(M.ready_fd[0]);
     close(coty_loop_fd(M.loop));
     M.ops->worker(M.ud, &info);
     _exit(1);
@@ -285,6 +250,7 @@ static void spawn(struct slot *s)
     s->pid = pid;
     s->started = coty_now();
     s->stopping = 0;
+    s->ready = 0;
     M.live++;
     coty_debug("started %s worker(%d) [pid %d]", s->svc->conf.name, s->wid, (int)pid);
 }
@@ -335,6 +301,7 @@ static void reaped(struct slot *s, int status)
     coty_timer_stop(M.loop, &s->kill);
     s->pid = 0;
     s->stopping = 0;
+    s->ready = 0;
     M.live--;
     if (M.state == M_RUNNING)
         after_death(s, code, uptime);
@@ -349,7 +316,7 @@ static void reap(void)
 
         if (pid <= 0)
             return;
-        s = slot_by_pid(pid);
+        s = mgr_slot_by_pid(pid);
         if (s)
             reaped(s, status);
         else
@@ -443,8 +410,11 @@ static void begin_stop(const char *why)
     coty_info("%s: stopping %d worker%s", why, PLURAL(M.live));
     M.ops->on_terminate(M.ud);
     each_slot(stop_slot);
-    if (M.conf.graceful_timeout > 0)
+    if (M.conf.graceful_timeout > 0) {
         coty_timer_start(M.loop, &M.stop_timer, M.conf.graceful_timeout);
+        M.stop_deadline = coty_now() + M.conf.graceful_timeout;
+    }
+    mgr_notify_stopping();
     check_done();
 }
 
@@ -470,14 +440,24 @@ static void reset_slot(struct slot *s)
     coty_timer_stop(M.loop, &s->respawn);
 }
 
+/* Workers without reload() stop and restart: not ready until they are back. */
+static void unready_slot(struct slot *s)
+{
+    if (!s->svc->conf.has_reload)
+        s->ready = 0;
+}
+
 static void reload(void)
 {
     coty_info("SIGHUP: reloading %d worker%s", PLURAL(M.live));
+    mgr_notify_reloading();
     M.ops->on_reload(M.ud);
     if (M.state != M_RUNNING)
         return;
     each_slot(hup_slot);
+    each_slot(unready_slot);
     each_slot(reset_slot);
+    mgr_check_ready();
 }
 
 void coty_mgr_shutdown(void) { M.shutdown_asked = 1; }
@@ -572,7 +552,7 @@ static int setup(void)
         return -1;
     }
     coty_timer_init(&M.stop_timer, on_stop_timer, NULL);
-    return 0;
+    return mgr_readiness_setup();
 }
 
 /* Undoes setup(): signals pending now were meant for a manager that is
@@ -587,6 +567,7 @@ static void teardown(void)
         close(M.sigfd);
         M.sigfd = -1;
     }
+    mgr_readiness_teardown();
     coty_loop_free(M.loop);
     M.loop = NULL;
     sigaction(SIGPIPE, &M.oldpipe, NULL);
@@ -627,8 +608,11 @@ int coty_mgr_run(const struct coty_mgr_ops *ops, void *ud)
         check_done();
         if (M.state == M_DONE)
             break;
+        mgr_update_status();
         if (coty_loop_run_once(M.loop, -1) < 0) {
             coty_error("epoll_wait() failed: %s", strerror(errno));
+            if (M.state == M_KILLING)
+                break;
             fast_stop("event loop failure");
         }
     }

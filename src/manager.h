@@ -21,6 +21,7 @@ struct coty_worker_info {
     const char *name;
     double graceful_timeout;    /* seconds, 0 = none */
     pid_t manager_pid;
+    int ready_fd;               /* write the worker's pid here once ready */
 };
 
 struct coty_mgr_ops {
@@ -36,6 +37,7 @@ struct coty_service_conf {
     int workers;                /* >= 1 */
     double graceful_timeout;    /* seconds; < 0 = the manager's; 0 = none */
     struct coty_restart_policy restart;
+    int has_reload;             /* else SIGHUP restarts its workers */
 };
 
 struct coty_mgr_conf {

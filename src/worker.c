@@ -301,6 +301,18 @@ static void identify(const struct coty_worker_info *info)
     coty_proctitle_set(title);
 }
 
+/* Tells the manager that init and the on_new_worker hooks are done. */
+static void report_ready(int fd)
+{
+    pid_t pid = getpid();
+
+    if (fd < 0)
+        return;
+    while (write(fd, &pid, sizeof pid) < 0 && errno == EINTR)
+        ;
+    close(fd);
+}
+
 void coty_worker_main(lua_State *L, const struct coty_worker_info *info, int start)
 {
     sigset_t none;
@@ -319,6 +331,7 @@ void coty_worker_main(lua_State *L, const struct coty_worker_info *info, int sta
     lua_pushinteger(L, info->worker_id);
     call(L, 2, 1, "init");
     instance_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    report_ready(info->ready_fd);
 
     phase = P_RUN;
     dispatch(L);

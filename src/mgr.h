@@ -1,0 +1,76 @@
+/*
+ * mgr.h - the manager's private state, shared by manager.c (the state
+ * machine) and readiness.c (what it tells systemd). Nothing else includes
+ * this file: the rest of the program sees manager.h.
+ */
+#ifndef COTY_MGR_H
+#define COTY_MGR_H
+
+#include <signal.h>
+#include <sys/types.h>
+
+#include "loop.h"
+#include "manager.h"
+#include "restart.h"
+
+/* "1 worker", "2 workers" */
+#define PLURAL(n) (n), ((n) == 1 ? "" : "s")
+
+enum state { M_NONE, M_READY, M_RUNNING, M_STOPPING, M_KILLING, M_DONE };
+
+struct service;
+
+struct slot {
+    struct service *svc;
+    int wid;
+    pid_t pid;                  /* 0 when no worker runs in this slot */
+    double started;
+    int stopping;               /* the manager asked this worker to stop */
+    int ready;                  /* the worker reported that init is done */
+    struct coty_restart throttle;
+    struct coty_timer respawn;  /* armed while the slot waits to restart */
+    struct coty_timer kill;     /* armed while a stop waits for the exit */
+};
+
+struct service {
+    int id;
+    struct coty_service_conf conf;
+    struct slot **slots;        /* by worker id; NULL entries are free */
+    int nslots;
+};
+
+struct coty_mgr {
+    enum state state;
+    struct coty_mgr_conf conf;
+    struct service **svcs;
+    int nsvcs;
+    struct coty_loop *loop;
+    int sigfd;
+    sigset_t oldmask;
+    struct sigaction oldpipe;
+    const struct coty_mgr_ops *ops;
+    void *ud;
+    int live;                   /* forked and not yet reaped */
+    int status;                 /* what run() returns */
+    int shutdown_asked;
+    struct coty_timer stop_timer;
+    int ready_fd[2];            /* workers write their pid once ready */
+    int ready_sent, reloading;  /* READY=1 sent; a reload awaits READY=1 */
+    double stop_deadline;       /* when the graceful stop gives up */
+    struct coty_timer watchdog, extend;
+};
+
+extern struct coty_mgr M;
+
+struct slot *mgr_slot_by_pid(pid_t pid);
+
+/* readiness.c: the readiness pipe, READY/RELOADING/STOPPING, STATUS=,
+ * the watchdog and EXTEND_TIMEOUT_USEC. */
+int mgr_readiness_setup(void);
+void mgr_readiness_teardown(void);
+void mgr_check_ready(void);
+void mgr_update_status(void);
+void mgr_notify_reloading(void);
+void mgr_notify_stopping(void);
+
+#endif

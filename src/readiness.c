@@ -1,0 +1,166 @@
+/*
+ * readiness.c - what the manager tells systemd, and how it knows it.
+ *
+ * Workers write their pid to the readiness pipe once init and the
+ * on_new_worker hooks are done. READY=1 goes out when every wanted slot
+ * has a ready worker: at start-up (with MAINPID), and again after a
+ * SIGHUP (RELOADING=1), once the workers that restart instead of
+ * reloading are back. STATUS= follows every change; WATCHDOG=1 and
+ * EXTEND_TIMEOUT_USEC are loop timers. Without NOTIFY_SOCKET only the
+ * readiness pipe remains, and it costs one write per worker start.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mgr.h"
+#include "notify.h"
+
+#define EXTEND_EVERY 5.0 /* seconds between EXTEND_TIMEOUT_USEC while draining */
+
+/* True when every wanted slot has a worker that finished its init. */
+static int all_ready(void)
+{
+    for (int i = 0; i < M.nsvcs; i++) {
+        struct service *svc = M.svcs[i];
+        for (int w = 0; w < svc->conf.workers; w++) {
+            struct slot *s = w < svc->nslots ? svc->slots[w] : NULL;
+            if (!s || !s->pid || !s->ready)
+                return 0;
+        }
+    }
+    return 1;
+}
+
+void mgr_check_ready(void)
+{
+    if (M.state != M_RUNNING || (M.ready_sent && !M.reloading) || !all_ready())
+        return;
+    if (!M.ready_sent)
+        coty_info("ready: %d worker%s", PLURAL(M.live));
+    coty_notify(M.ready_sent ? "READY=1" : "READY=1\nMAINPID=%d", (int)getpid());
+    M.ready_sent = 1;
+    M.reloading = 0;
+}
+
+static void on_ready_fd(void *ud, int fd, uint32_t events)
+{
+    pid_t pids[64];
+    ssize_t n;
+
+    (void)ud;
+    (void)events;
+    while ((n = read(fd, pids, sizeof pids)) > 0) {
+        for (size_t i = 0; i < (size_t)n / sizeof *pids; i++) {
+            struct slot *s = mgr_slot_by_pid(pids[i]);
+            if (s)
+                s->ready = 1;
+        }
+    }
+    mgr_check_ready();
+}
+
+/* "3/4 workers: heavy 2/3, light 1/1; throttled: heavy worker(2)" */
+static void status_line(char *buf, size_t cap)
+{
+    size_t pos;
+    int running = 0, wanted = 0;
+
+    for (int i = 0; i < M.nsvcs; i++)
+        wanted += M.svcs[i]->conf.workers;
+    running = M.live;
+    pos = (size_t)snprintf(buf, cap, "%d/%d workers:", running, wanted);
+    for (int i = 0; i < M.nsvcs && pos < cap; i++) {
+        struct service *svc = M.svcs[i];
+        int up = 0;
+        for (int w = 0; w < svc->nslots; w++)
+            up += svc->slots[w] && svc->slots[w]->pid;
+        pos += (size_t)snprintf(buf + pos, cap - pos, "%s %s %d/%d", i ? "," : "",
+                                svc->conf.name, up, svc->conf.workers);
+    }
+    for (int i = 0, first = 1; i < M.nsvcs && pos < cap; i++)
+        for (int w = 0; w < M.svcs[i]->nslots && pos < cap; w++) {
+            struct slot *s = M.svcs[i]->slots[w];
+            if (!s || !coty_timer_armed(&s->respawn))
+                continue;
+            pos += (size_t)snprintf(buf + pos, cap - pos, "%s %s worker(%d)",
+                                    first ? "; throttled:" : ",", s->svc->conf.name, w);
+            first = 0;
+        }
+}
+
+void mgr_update_status(void)
+{
+    char buf[512];
+
+    if (!coty_notify_enabled())
+        return;
+    if (M.state == M_RUNNING)
+        status_line(buf, sizeof buf);
+    else
+        snprintf(buf, sizeof buf, "stopping: %d worker%s left", PLURAL(M.live));
+    coty_notify_status(buf);
+}
+
+static void on_watchdog(void *ud)
+{
+    (void)ud;
+    coty_notify("WATCHDOG=1");
+    coty_timer_start(M.loop, &M.watchdog, (double)coty_notify_watchdog_usec() / 2e6);
+}
+
+/* Tells systemd that the stop goes on, with the time it may still take. */
+static void on_extend(void *ud)
+{
+    double left = M.stop_deadline > 0 ? M.stop_deadline - coty_now() : 2 * EXTEND_EVERY;
+
+    (void)ud;
+    if (M.state != M_STOPPING)
+        return;
+    coty_notify("EXTEND_TIMEOUT_USEC=%llu", (unsigned long long)((left + 1) * 1e6));
+    coty_timer_start(M.loop, &M.extend, EXTEND_EVERY);
+}
+
+void mgr_notify_reloading(void)
+{
+    coty_notify_reloading();
+    M.reloading = 1;
+}
+
+void mgr_notify_stopping(void)
+{
+    coty_notify("STOPPING=1");
+    if (coty_notify_enabled())
+        on_extend(NULL);
+}
+
+/* The readiness pipe (both ends close-on-exec, the read end non-blocking)
+ * and the notify timers. */
+int mgr_readiness_setup(void)
+{
+    if (pipe2(M.ready_fd, O_CLOEXEC) < 0 || fcntl(M.ready_fd[0], F_SETFL, O_NONBLOCK) < 0 ||
+        coty_loop_add_fd(M.loop, M.ready_fd[0], EPOLLIN, on_ready_fd, NULL) < 0) {
+        coty_error("cannot set up the readiness pipe: %s", strerror(errno));
+        return -1;
+    }
+    coty_timer_init(&M.watchdog, on_watchdog, NULL);
+    coty_timer_init(&M.extend, on_extend, NULL);
+    coty_notify_init();
+    if (coty_notify_watchdog_usec())
+        on_watchdog(NULL);
+    return 0;
+}
+
+void mgr_readiness_teardown(void)
+{
+    for (int i = 0; i < 2; i++)
+        if (M.ready_fd[i] >= 0) {
+            close(M.ready_fd[i]);
+            M.ready_fd[i] = -1;
+        }
+}
