@@ -19,7 +19,7 @@ CC ?= cc
 CFLAGS ?= -O2 -g
 LIBFLAG ?= -shared
 
-DEBS = lua5.4 liblua5.4-dev libsystemd-dev lua-busted pkg-config gcc make valgrind
+DEBS = lua5.4 liblua5.4-dev libsystemd-dev lua-busted lua-socket systemd pkg-config gcc make valgrind
 
 ifdef LUA_INCDIR
 LUA_CFLAGS = -I$(LUA_INCDIR)
@@ -34,7 +34,7 @@ WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 ALL_CFLAGS = -std=c99 -fPIC $(WARN) $(CFLAGS) $(LUA_CFLAGS) $(SD_CFLAGS) $(EXTRA_CFLAGS)
 
 B ?= build
-ENGINE = log loop restart proctitle notify manager readiness worker lcall lcotylua
+ENGINE = log loop restart proctitle notify sockets manager mgr_sockets readiness worker lcall lcotylua
 ENGINE_OBJS = $(ENGINE:%=$(B)/obj/%.o)
 BIN = $(B)/bin/cotylua
 MOD = $(B)/lib/cotylua/core.so
@@ -59,9 +59,11 @@ $(BIN): $(ENGINE_OBJS) $(B)/obj/main.o $(B)/obj/embedded.o
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) $(LDFLAGS) -o $@ $^ $(LUA_LIBS) $(SD_LIBS) -lm
 
+# -z nodelete: the module holds process-wide state (titles, environ,
+# the manager), so lua_close must not unmap it.
 $(MOD): $(ENGINE_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(LIBFLAG) $(CFLAGS) $(EXTRA_CFLAGS) $(LDFLAGS) -o $@ $^ $(SD_LIBS) -lm
+	$(CC) $(LIBFLAG) $(CFLAGS) $(EXTRA_CFLAGS) $(LDFLAGS) -Wl,-z,nodelete -o $@ $^ $(SD_LIBS) -lm
 
 $(SPEC_HELPER): spec/support/proc.c
 	@mkdir -p $(@D)
@@ -106,3 +108,18 @@ deps:
 	else \
 	    echo "missing Debian packages; run: sudo apt-get install -y $$missing"; exit 1; \
 	fi
+
+# cotylua against Python's cotyledon, side by side (bench/README.md):
+# prints the table and writes bench/RESULTS.md; QUICK=1 is the short run
+# that CI does (small N, one repeat, results in build/bench/).
+.PHONY: bench
+bench: all
+	@if ! dpkg-query -W -f='$${Status}\n' python3-cotyledon 2>/dev/null | grep -q 'ok installed'; then \
+	    if [ "$$(id -u)" = 0 ]; then \
+	        echo "installing: python3-cotyledon"; \
+	        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-cotyledon; \
+	    else \
+	        echo "missing Debian package; run: sudo apt-get install -y python3-cotyledon"; exit 1; \
+	    fi; \
+	fi
+	$(LUA) bench/bench.lua $(if $(QUICK),--quick)

@@ -146,6 +146,53 @@ local function merge_restart(base, over, field, level, where)
   return merged
 end
 
+-- A listen address: "tcp://HOST:PORT", "tcp6://[HOST]:PORT" or "unix:PATH".
+local function listen_error(addr)
+  local scheme, rest = addr:match("^(%a[%w]*):(.*)$")
+  if scheme == "unix" then
+    return rest == "" and "an empty path" or nil
+  elseif scheme == "tcp" or scheme == "tcp6" then
+    local host, port = rest:match("^//(.+):(%d+)$")
+    if not host then
+      return "no //HOST:PORT"
+    elseif tonumber(port) < 1 or tonumber(port) > 65535 then
+      return "port " .. port .. " is not 1 to 65535"
+    end
+    return nil
+  end
+  return "expected tcp://HOST:PORT, tcp6://[HOST]:PORT or unix:PATH"
+end
+
+local function check_listen(v, field, level)
+  if v == nil then
+    return nil
+  end
+  local list = type(v) == "string" and { v } or v
+  if type(list) ~= "table" then
+    bad(field, v, "an address or a list of addresses", level + 1)
+  end
+  for i, addr in ipairs(list) do
+    if type(addr) ~= "string" then
+      bad(field .. "[" .. i .. "]", addr, "an address string", level + 1)
+    end
+    local why = listen_error(addr)
+    if why then
+      error(format("bad %s: %s: %s", field, show(addr), why), level + 1)
+    end
+  end
+  if #list == 0 then
+    bad(field, v, "at least one address", level + 1)
+  end
+  return list
+end
+
+local function check_boolean(v, field, level)
+  if v ~= nil and type(v) ~= "boolean" then
+    bad(field, v, "true or false", level + 1)
+  end
+  return v
+end
+
 local function check_keys(t, allowed, what, level)
   for k in pairs(t) do
     if not allowed[k] then
@@ -169,7 +216,10 @@ Manager.__index = Manager
 
 local HOOKS = { on_terminate = true, on_reload = true, on_new_worker = true, on_dead_worker = true }
 local MANAGER_OPTS = { graceful_shutdown_timeout = true, restart = true, log_level = true }
-local ADD_OPTS = { workers = true, args = true, name = true, graceful_shutdown_timeout = true, restart = true }
+local ADD_OPTS = {
+  workers = true, args = true, name = true, graceful_shutdown_timeout = true, restart = true,
+  listen = true, reuseport = true,
+}
 
 local the_manager -- the one manager of this process (the seatbelt)
 
@@ -209,7 +259,10 @@ end
 local function service_field(service, key, label, check)
   local v = service[key]
   if v ~= nil then
-    check(v, label .. "." .. key, 3)
+    local checked = check(v, label .. "." .. key, 3)
+    if checked ~= nil then
+      return checked
+    end
   end
   return v
 end
@@ -253,12 +306,29 @@ function Manager:add(service, opts)
     restart = service_field(service, "restart", label, check_restart)
     restart = merge_restart(self.restart, restart, label .. ".restart", 2)
   end
+  local listen = check_listen(opts.listen, "listen for " .. label, 2)
+    or service_field(service, "listen", label, check_listen)
+  local reuseport = check_boolean(opts.reuseport, "reuseport for " .. label, 2)
+  if reuseport == nil then
+    reuseport = service_field(service, "reuseport", label, check_boolean)
+  end
+  for _, addr in ipairs(listen or {}) do
+    if reuseport and addr:find("^unix:") then
+      error(format("bad listen for %s: %s: reuseport needs a tcp address", label, show(addr)), 2)
+    end
+  end
   local args = opts.args
   if args ~= nil and type(args) ~= "table" then
     bad("args for " .. label, args, "a table", 2)
   end
   args = args or {}
-  core.add(name, workers, timeout or -1, restart, service.reload ~= nil)
+  -- --check validates the addresses without binding them
+  local ok, added = pcall(core.add, name, workers, timeout or -1, restart, service.reload ~= nil,
+    not core.check_mode() and listen or nil, reuseport)
+  if not ok then
+    error(added, 2)
+  end
+  assert(added == id)
   self.services[id] = {
     service = service,
     name = name,
@@ -266,6 +336,7 @@ function Manager:add(service, opts)
     graceful_shutdown_timeout = timeout or self.graceful_shutdown_timeout,
     args = args,
     nargs = args.n or #args,
+    listen = listen,
   }
   return id
 end
@@ -312,7 +383,8 @@ end
 
 local function new_instance(self, sid, wid)
   local s = self.services[sid]
-  local instance = setmetatable({ worker_id = wid, service_id = sid, name = s.name }, { __index = s.service })
+  local instance = setmetatable({ worker_id = wid, service_id = sid, name = s.name, sockets = core.sockets() },
+    { __index = s.service })
   if s.service.init then
     s.service.init(instance, unpack(s.args, 1, s.nargs))
   end

@@ -158,10 +158,31 @@ static int l_manager(lua_State *L)
     return 0;
 }
 
-/* core.add(name, workers, graceful_timeout or -1, restart, has_reload) -> id */
+/* The strings of the list at index t, in an array that Lua collects. */
+static const char **string_list(lua_State *L, int t, int *n)
+{
+    const char **list;
+
+    *n = 0;
+    if (lua_isnoneornil(L, t))
+        return NULL;
+    luaL_checktype(L, t, LUA_TTABLE);
+    *n = (int)luaL_len(L, t);
+    list = lua_newuserdatauv(L, (size_t)(*n + 1) * sizeof *list, 0);
+    for (int i = 0; i < *n; i++) {
+        lua_rawgeti(L, t, i + 1);
+        list[i] = luaL_checkstring(L, -1);
+        lua_pop(L, 1); /* the string stays alive in the table */
+    }
+    return list;
+}
+
+/* core.add(name, workers, graceful_timeout or -1, restart, has_reload,
+ *          listen, reuseport) -> id */
 static int l_add(lua_State *L)
 {
     struct coty_service_conf conf;
+    char err[256];
     int id;
 
     if (!coty_mgr_exists())
@@ -172,9 +193,11 @@ static int l_add(lua_State *L)
     conf.graceful_timeout = luaL_checknumber(L, 3);
     conf.restart = restart_policy(L, 4, &coty_mgr_conf()->restart);
     conf.has_reload = lua_toboolean(L, 5);
-    id = coty_mgr_add(&conf);
+    conf.listen = string_list(L, 6, &conf.nlisten);
+    conf.reuseport = lua_toboolean(L, 7);
+    id = coty_mgr_add(&conf, err, sizeof err);
     if (id < 0)
-        return luaL_error(L, "cannot add service %s: %s", conf.name, strerror(errno));
+        return luaL_error(L, "service %s: %s", conf.name, err);
     lua_pushinteger(L, id);
     return 1;
 }
@@ -299,6 +322,20 @@ static int l_co_leave(lua_State *L)
     return lua_gettop(L);
 }
 
+/* sockets() -> { fd, ... }: the listening sockets of this worker's service. */
+static int l_sockets(lua_State *L)
+{
+    int n;
+    const int *fds = coty_worker_sockets(&n);
+
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_pushinteger(L, fds[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
 static int l_is_worker(lua_State *L)
 {
     lua_pushboolean(L, coty_worker_active());
@@ -346,6 +383,7 @@ static const luaL_Reg funcs[] = {
     {"now", l_now},
     {"getpid", l_getpid},
     {"is_worker", l_is_worker},
+    {"sockets", l_sockets},
     {"co_enter", l_co_enter},
     {"co_leave", l_co_leave},
     {"log", l_log},

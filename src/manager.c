@@ -42,6 +42,7 @@ static void reconcile(void);
 
 static void fast_stop(const char *why);
 static void slot_free(struct slot *s);
+static void service_free(struct service *svc);
 
 /* ---- set-up --------------------------------------------------------- */
 
@@ -64,15 +65,8 @@ void coty_mgr_destroy(void)
 {
     if (coty_mgr_running())
         return;
-    for (int i = 0; i < M.nsvcs; i++) {
-        struct service *svc = M.svcs[i];
-        for (int w = 0; w < svc->nslots; w++)
-            if (svc->slots[w])
-                slot_free(svc->slots[w]);
-        free(svc->slots);
-        free((char *)svc->conf.name);
-        free(svc);
-    }
+    for (int i = 0; i < M.nsvcs; i++)
+        service_free(M.svcs[i]);
     free(M.svcs);
     memset(&M, 0, sizeof M);
 }
@@ -92,25 +86,38 @@ const struct coty_service_conf *coty_mgr_service(int id)
     return svc ? &svc->conf : NULL;
 }
 
-int coty_mgr_add(const struct coty_service_conf *conf)
+static void service_free(struct service *svc)
+{
+    for (int w = 0; w < svc->nslots; w++)
+        if (svc->slots[w])
+            slot_free(svc->slots[w]);
+    mgr_sockets_close(svc, 0);
+    free(svc->slots);
+    free((char *)svc->conf.name);
+    free(svc);
+}
+
+int coty_mgr_add(const struct coty_service_conf *conf, char *err, size_t errlen)
 {
     struct service **svcs, *svc;
+    const char *bad = coty_restart_check(&conf->restart);
 
-    if (conf->workers < 1 || coty_restart_check(&conf->restart)) {
-        errno = EINVAL;
-        return -1;
-    }
+    if (conf->workers < 1 || bad)
+        return snprintf(err, errlen, "bad %s", bad ? bad : "workers"), -1;
     svcs = realloc(M.svcs, (size_t)(M.nsvcs + 1) * sizeof *svcs);
     if (!svcs)
-        return -1;
+        return snprintf(err, errlen, "out of memory"), -1;
     M.svcs = svcs;
     svc = calloc(1, sizeof *svc);
     if (!svc)
-        return -1;
+        return snprintf(err, errlen, "out of memory"), -1;
     svc->conf = *conf;
+    svc->conf.listen = NULL;
     svc->conf.name = strdup(conf->name);
-    if (!svc->conf.name) {
-        free(svc);
+    if (!svc->conf.name || mgr_sockets_open(svc, conf, err, errlen) < 0) {
+        if (!svc->conf.name)
+            snprintf(err, errlen, "out of memory");
+        service_free(svc);
         return -1;
     }
     svc->id = M.nsvcs + 1;
@@ -164,6 +171,7 @@ static void slot_free(struct slot *s)
     coty_timer_stop(M.loop, &s->respawn);
     coty_timer_stop(M.loop, &s->kill);
     coty_restart_free(&s->throttle);
+    mgr_slot_sockets_close(s);
     free(s);
 }
 
@@ -215,8 +223,11 @@ static void child(struct slot *s)
         .graceful_timeout = worker_timeout(s->svc),
         .manager_pid = getppid(),
         .ready_fd = M.ready_fd[1],
+        .fds = mgr_worker_fds(s),
+        .nfds = s->svc->nlisteners,
     };
 
+    mgr_close_foreign_sockets(s);
     close(M.sigfd);
     close(M.ready_fd[0]);
     close(coty_loop_fd(M.loop));
@@ -236,6 +247,11 @@ static void spawn(struct slot *s)
 {
     pid_t pid;
 
+    if (mgr_slot_sockets(s) < 0) {
+        throttle(s, coty_restart_next(&s->throttle, &s->svc->conf.restart, coty_now(), 0),
+                 "failed to start");
+        return;
+    }
     fflush(NULL);
     pid = fork();
     if (pid < 0) {
@@ -568,6 +584,13 @@ static void teardown(void)
         M.sigfd = -1;
     }
     mgr_readiness_teardown();
+    for (int i = 0; i < M.nsvcs; i++) {
+        struct service *svc = M.svcs[i];
+        for (int w = 0; w < svc->nslots; w++)
+            if (svc->slots[w])
+                mgr_slot_sockets_close(svc->slots[w]);
+        mgr_sockets_close(svc, 1);
+    }
     coty_loop_free(M.loop);
     M.loop = NULL;
     sigaction(SIGPIPE, &M.oldpipe, NULL);
@@ -599,6 +622,7 @@ int coty_mgr_run(const struct coty_mgr_ops *ops, void *ud)
         teardown();
         return -1;
     }
+    coty_sock_close_unused();
     M.state = M_RUNNING;
     coty_info("starting %d service%s", PLURAL(M.nsvcs));
     while (M.state != M_DONE) {

@@ -22,6 +22,8 @@ struct coty_worker_info {
     double graceful_timeout;    /* seconds, 0 = none */
     pid_t manager_pid;
     int ready_fd;               /* write the worker's pid here once ready */
+    const int *fds;             /* the service's listening sockets */
+    int nfds;
 };
 
 struct coty_mgr_ops {
@@ -38,6 +40,9 @@ struct coty_service_conf {
     double graceful_timeout;    /* seconds; < 0 = the manager's; 0 = none */
     struct coty_restart_policy restart;
     int has_reload;             /* else SIGHUP restarts its workers */
+    const char *const *listen;  /* listening addresses (copied), or NULL */
+    int nlisten;
+    int reuseport;              /* a socket of its own for each worker */
 };
 
 struct coty_mgr_conf {
@@ -52,8 +57,9 @@ int coty_mgr_exists(void);
 void coty_mgr_destroy(void);
 const struct coty_mgr_conf *coty_mgr_conf(void);
 
-/* Adds a service; returns its id (1, 2, ...) or -1 with errno. */
-int coty_mgr_add(const struct coty_service_conf *conf);
+/* Adds a service and opens its listening sockets; returns its id (1, 2,
+ * ...) or -1 with the reason in err. */
+int coty_mgr_add(const struct coty_service_conf *conf, char *err, size_t errlen);
 /* Sets a service's worker count, also while running. -1 (ENOENT, EINVAL). */
 int coty_mgr_reconfigure(int service_id, int workers);
 int coty_mgr_service_count(void);

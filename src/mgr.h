@@ -12,6 +12,7 @@
 #include "loop.h"
 #include "manager.h"
 #include "restart.h"
+#include "sockets.h"
 
 /* "1 worker", "2 workers" */
 #define PLURAL(n) (n), ((n) == 1 ? "" : "s")
@@ -30,6 +31,13 @@ struct slot {
     struct coty_restart throttle;
     struct coty_timer respawn;  /* armed while the slot waits to restart */
     struct coty_timer kill;     /* armed while a stop waits for the exit */
+    int *fds;                   /* reuseport: this slot's own sockets */
+};
+
+struct listener {
+    char *spec;                 /* as the user wrote it */
+    struct coty_addr addr;
+    int activated;              /* handed over by systemd */
 };
 
 struct service {
@@ -37,6 +45,9 @@ struct service {
     struct coty_service_conf conf;
     struct slot **slots;        /* by worker id; NULL entries are free */
     int nslots;
+    struct listener *listeners;
+    int *fds;                   /* by listener, shared by the workers; -1 with reuseport */
+    int nlisteners;
 };
 
 struct coty_mgr {
@@ -63,6 +74,17 @@ struct coty_mgr {
 extern struct coty_mgr M;
 
 struct slot *mgr_slot_by_pid(pid_t pid);
+
+/* mgr_sockets.c: the listening sockets of services and slots. */
+int mgr_sockets_open(struct service *svc, const struct coty_service_conf *conf, char *err,
+                     size_t errlen);
+int mgr_slot_sockets(struct slot *s);
+/* The fds a worker of slot s gets: svc->nlisteners of them. */
+const int *mgr_worker_fds(const struct slot *s);
+/* In a new worker: closes every socket that is not its own. */
+void mgr_close_foreign_sockets(const struct slot *mine);
+void mgr_slot_sockets_close(struct slot *s);
+void mgr_sockets_close(struct service *svc, int unlink_paths);
 
 /* readiness.c: the readiness pipe, READY/RELOADING/STOPPING, STATUS=,
  * the watchdog and EXTEND_TIMEOUT_USEC. */

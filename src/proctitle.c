@@ -57,20 +57,26 @@ static void save_original(const char *args, size_t len)
     original[n] = '\0';
 }
 
-/* Moves the environment strings that lie in the area to the heap. */
+/* Moves the environment strings that lie in the area to the heap. The
+ * copies are also kept in `moved`, so that they stay reachable (and are
+ * not reported as leaks) after unsetenv() drops them from environ. */
 static int move_environ(unsigned long start, unsigned long end)
 {
+    static char **moved;
     size_t count = 0;
     char **copy;
 
     while (environ && environ[count])
         count++;
     copy = calloc(count + 1, sizeof *copy);
-    if (!copy)
+    moved = calloc(count + 1, sizeof *moved);
+    if (!copy || !moved) {
+        free(copy);
         return -1;
+    }
     for (size_t i = 0; i < count; i++) {
         unsigned long at = (unsigned long)environ[i];
-        copy[i] = at >= start && at < end ? strdup(environ[i]) : environ[i];
+        copy[i] = at >= start && at < end ? (moved[i] = strdup(environ[i])) : environ[i];
         if (!copy[i])
             return -1; /* the strings copied so far stay valid */
     }

@@ -45,9 +45,17 @@ static int instance_ref = LUA_NOREF;
 static timer_t term_timer;
 static int has_timer;
 static struct itimerspec term_timeout;
+static const int *sockets;      /* the service's listening sockets */
+static int nsockets;
 
 int coty_worker_active(void) { return phase != P_NONE; }
 int coty_worker_stopping(void) { return got_term != 0; }
+
+const int *coty_worker_sockets(int *n)
+{
+    *n = nsockets;
+    return sockets;
+}
 
 static void hook(lua_State *L, lua_Debug *ar);
 
@@ -318,6 +326,8 @@ void coty_worker_main(lua_State *L, const struct coty_worker_info *info, int sta
     sigset_t none;
 
     main_L = L;
+    sockets = info->fds;
+    nsockets = info->nfds;
     start = lua_absindex(L, start);
     reset_process(info);
     identify(info);

@@ -26,6 +26,8 @@ void coty_worker_main(lua_State *L, const struct coty_worker_info *info, int sta
 int coty_worker_active(void);
 /* True once this worker was asked to terminate. */
 int coty_worker_stopping(void);
+/* The listening sockets of this worker's service (n of them). */
+const int *coty_worker_sockets(int *n);
 
 /* Around every coroutine resume: the coroutine co is about to run, then
  * control is back in L. A signal then hooks the thread that runs. */

@@ -1,0 +1,224 @@
+-- Listening sockets: bound once by the manager and shared by the workers
+-- (or one per worker with reuseport), taken from systemd's socket
+-- activation, and kept open while workers come and go.
+local H = require("helpers")
+local proc = H.proc
+local socket = require("socket")
+local socket_unix = require("socket.unix")
+
+local ECHO = H.root .. "/examples/echo.lua"
+
+-- A free TCP port on 127.0.0.1 (bound then released by this process).
+local function free_port()
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+
+-- Sends lines to the echo service and returns the replies.
+local function talk(port, lines, timeout)
+  local c, err = socket.connect("127.0.0.1", port)
+  if not c then return nil, err end
+  c:settimeout(timeout or 5)
+  local out = {}
+  for _, line in ipairs(lines) do
+    assert(c:send(line .. "\n"))
+    local reply, rerr = c:receive("*l")
+    if not reply then c:close() return nil, rerr end
+    out[#out + 1] = reply
+  end
+  c:close()
+  return out
+end
+
+local function workers_seen(port, tries)
+  local seen = {}
+  for _ = 1, tries do
+    local r = assert(talk(port, { "whoami" }))
+    seen[r[1]:match("^worker (%d+)")] = true
+  end
+  local n = 0
+  for _ in pairs(seen) do n = n + 1 end
+  return n
+end
+
+local function socket_inode(pid, fd)
+  return (proc.readlink(("/proc/%d/fd/%d"):format(pid, fd)) or ""):match("^socket:%[(%d+)%]$")
+end
+
+describe("sockets", function()
+  local p
+
+  setup(function() proc.set_subreaper() end)
+
+  after_each(function()
+    if p and p:alive() then
+      p:kill("KILL")
+      p:wait(5)
+    end
+    p = nil
+    assert.are.equal(0, H.teardown(), "processes were left behind")
+  end)
+
+  local function stop()
+    assert(p:kill("TERM"))
+    assert.are.same({ code = 0 }, p:wait(10))
+  end
+
+  local function echo(port, workers, extra_env)
+    local dir = H.tmpdir()
+    local env = { "ECHO_LISTEN=tcp://127.0.0.1:" .. port, "ECHO_WORKERS=" .. (workers or 2) }
+    for _, kv in ipairs(extra_env or {}) do env[#env + 1] = kv end
+    p = H.start{ dir = dir, file = ECHO, env = env }
+    H.wait_until(function() return p:stderr():find("ready: ", 1, true) end, 5, "the workers")
+  end
+
+  it("shares one socket bound by the manager between the workers", function()
+    local port = free_port()
+    echo(port, 2)
+    assert.are.same({ "hello", "world" }, talk(port, { "hello", "world" }))
+    H.wait_until(function() return workers_seen(port, 10) == 2 end, 5, "both workers to serve")
+    -- the workers hold the manager's socket: one inode for all
+    local inodes = {}
+    for _, pid in ipairs(H.children(p.pid)) do
+      inodes[socket_inode(pid, 3) or "none"] = true
+    end
+    local n = 0
+    for k in pairs(inodes) do n = n + 1 assert.are_not.equal("none", k) end
+    assert.are.equal(1, n)
+    stop()
+    -- closed with the manager: the port can be bound again
+    assert(socket.bind("127.0.0.1", port)):close()
+  end)
+
+  it("refuses no connection while workers are killed and respawned", function()
+    local port = free_port()
+    echo(port, 2)
+    -- a kill every 0.25 s: 4 per worker slot, within the restart burst
+    local t0, served, worst, kills, last_kill = proc.now(), 0, 0, 0, proc.now()
+    local killed = {}
+    while proc.now() - t0 < 2 do
+      local c0 = proc.now()
+      local r, err = talk(port, { "ping" })
+      assert(r, "connection failed: " .. tostring(err))
+      assert.are.equal("ping", r[1])
+      worst = math.max(worst, proc.now() - c0)
+      served = served + 1
+      if proc.now() - last_kill >= 0.25 then
+        last_kill = proc.now()
+        for _, pid in ipairs(H.children(p.pid)) do
+          if not killed[pid] then
+            killed[pid] = true
+            proc.kill(pid, "KILL")
+            kills = kills + 1
+            break
+          end
+        end
+      end
+    end
+    assert.is_true(kills >= 6, "only " .. kills .. " kills")
+    assert.is_true(worst < 0.5, ("a client waited %.3f s"):format(worst))
+    stop()
+  end)
+
+  it("gives each worker its own SO_REUSEPORT socket with reuseport = true", function()
+    local port = free_port()
+    p = H.run_app(([[
+local S = { name = "rp", listen = "tcp://127.0.0.1:%d", reuseport = true }
+function S:run() ev("run %%d %%d", cotylua.getpid(), self.sockets[1]) cotylua.sleep(1e9) end
+local m = cotylua.manager()
+m:add(S, { workers = 3 })
+return m
+]]):format(port))
+    H.wait_until(function() return p:count_events("^run ") == 3 end)
+    local inodes = {}
+    for _, line in ipairs(p:events()) do
+      local pid, fd = line:match("^run (%d+) (%d+)$")
+      inodes[#inodes + 1] = assert(socket_inode(tonumber(pid), tonumber(fd)))
+    end
+    assert.are_not.equal(inodes[1], inodes[2])
+    assert.are_not.equal(inodes[2], inodes[3])
+    assert.are_not.equal(inodes[1], inodes[3])
+    -- the kernel accepts connections on them (they listen)
+    local c = assert(socket.connect("127.0.0.1", port))
+    c:close()
+    stop()
+  end)
+
+  it("listens on a unix socket, takes over a stale socket file and removes it at the end", function()
+    local dir = H.tmpdir()
+    local path = dir .. "/echo.sock"
+    -- a stale socket file: bound, then its owner went away
+    local stale = assert(socket_unix())
+    assert(stale:bind(path))
+    stale:close()
+    p = H.run_app(([[
+local S = { name = "ux", listen = "unix:%s" }
+function S:run()
+  local fd = self.sockets[1]
+  ev("run %%d", fd)
+  cotylua.wait(fd, "r")
+  ev("readable")
+  cotylua.sleep(1e9)
+end
+local m = cotylua.manager()
+m:add(S)
+m:add({ name = "other", run = function() ev("other %%d", cotylua.getpid()) cotylua.sleep(1e9) end })
+return m
+]]):format(path), "binary", { dir = dir })
+    p:wait_event("^run %d+$")
+    local other = tonumber(p:wait_event("^other (%d+)$"))
+    -- a worker of another service holds none of these sockets
+    assert.are.same({ 0, 1, 2 }, H.fds(other))
+    local c = assert(socket_unix())
+    assert(c:connect(path))
+    p:wait_event("^readable$")
+    c:close()
+    stop()
+    assert.is_nil(io.open(path), "the socket file was left behind")
+  end)
+
+  it("takes the socket systemd-socket-activate passes in, matched by name or by address", function()
+    for _, how in ipairs({ "name", "address" }) do
+      local port = free_port()
+      local dir = H.tmpdir()
+      local argv = { "systemd-socket-activate", "-l", "127.0.0.1:" .. port }
+      if how == "name" then
+        argv[#argv + 1] = "--fdname=echo" -- the service's name; its listen says otherwise
+        argv[#argv + 1] = "-E" argv[#argv + 1] = "ECHO_LISTEN=tcp://127.0.0.1:1"
+      else
+        argv[#argv + 1] = "-E" argv[#argv + 1] = "ECHO_LISTEN=tcp://127.0.0.1:" .. port
+      end
+      for _, a in ipairs({ "-E", "PATH", H.bin, ECHO }) do argv[#argv + 1] = a end
+      p = H.start{ dir = dir, argv = argv }
+      H.wait_until(function() return p:stderr():find("Listening on", 1, true) end)
+      -- the first connection makes systemd-socket-activate exec cotylua
+      assert.are.same({ "first" }, talk(port, { "first" }))
+      assert.matches("echo: listening on [^\n]* %(socket%-activated fd 3%)", p:stderr())
+      H.wait_until(function() return workers_seen(port, 10) == 2 end, 5, "both workers to serve")
+      stop()
+      H.cleanup(dir)
+    end
+  end)
+
+  it("refuses bad addresses and busy ports with FILE:LINE", function()
+    local port = free_port()
+    local busy = assert(socket.bind("127.0.0.1", port))
+    for _, case in ipairs({
+      { "tcp://127.0.0.1:" .. port, "cannot listen on tcp://127.0.0.1:" .. port .. ": Address already in use" },
+      { "tcp://127.0.0.1:70000", "port 70000 is not 1 to 65535" },
+      { "tcp://localhost:80", '"localhost" is not a numeric IPv4 address' },
+      { "udp://1.2.3.4:5", "expected tcp://HOST:PORT" },
+    }) do
+      local dir = H.tmpdir()
+      H.app(dir, H.prelude .. ("local m = cotylua.manager()\nm:add({ name = 'x', listen = %q })\nreturn m\n"):format(case[1]))
+      p = H.start{ dir = dir, argv = { H.bin, "services.lua" } }
+      assert.are.same({ code = 2 }, p:wait(5))
+      local line = select(2, H.prelude:gsub("\n", "")) + 2
+      assert.truthy(p:stderr():find("services.lua:" .. line .. ": ", 1, true), p:stderr())
+      assert.truthy(p:stderr():find(case[2], 1, true), p:stderr())
+    end
+    busy:close()
+  end)
+end)
