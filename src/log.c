@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include "log.h"
+#include "journal.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -23,6 +24,8 @@
 static enum coty_level min_level = COTY_INFO;
 static long utc_offset;
 static char procname[64] = "cotylua";
+static char subject_service[64];
+static struct coty_log_subject self_subject;
 
 static const char *const level_names[] = {"DEBUG", "INFO", "WARNING", "ERROR"};
 
@@ -180,7 +183,14 @@ void coty_log_safe(enum coty_level level, const char *msg)
     errno = saved;
 }
 
-void coty_logv(enum coty_level level, const char *fmt, va_list ap)
+void coty_log_set_subject(const char *service, int worker_id)
+{
+    snprintf(subject_service, sizeof subject_service, "%s", service);
+    self_subject = (struct coty_log_subject){.service = subject_service, .worker_id = worker_id};
+}
+
+static void logv(const struct coty_log_subject *subject, enum coty_level level,
+                 const char *fmt, va_list ap)
 {
     char buf[LINE_MAX_LEN];
     int saved = errno;
@@ -189,6 +199,16 @@ void coty_logv(enum coty_level level, const char *fmt, va_list ap)
 
     if (level < min_level)
         return;
+    if (coty_journal_active()) {
+        va_list copy;
+        va_copy(copy, ap);
+        vsnprintf(buf, sizeof buf, fmt, copy);
+        va_end(copy);
+        if (coty_journal_send(level, procname, subject, buf) == 0) {
+            errno = saved;
+            return;
+        }
+    }
     pos = prefix(buf, sizeof buf, level);
     n = vsnprintf(buf + pos, sizeof buf - pos - 1, fmt, ap);
     if (n > 0)
@@ -198,11 +218,26 @@ void coty_logv(enum coty_level level, const char *fmt, va_list ap)
     errno = saved;
 }
 
+void coty_logv(enum coty_level level, const char *fmt, va_list ap)
+{
+    logv(self_subject.service ? &self_subject : NULL, level, fmt, ap);
+}
+
 void coty_log(enum coty_level level, const char *fmt, ...)
 {
     va_list ap;
 
     va_start(ap, fmt);
     coty_logv(level, fmt, ap);
+    va_end(ap);
+}
+
+void coty_log_about(const struct coty_log_subject *subject, enum coty_level level,
+                    const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    logv(subject, level, fmt, ap);
     va_end(ap);
 }

@@ -5,6 +5,8 @@
  * Local time, with the UTC offset read once at start-up (and again by
  * coty_log_init), so formatting a line needs no lock or allocation and
  * coty_log_safe() may be called from a signal handler.
+ * When stderr is the systemd journal, lines go there as structured
+ * entries instead (journal.c).
  * It is not a general logging framework: no files, no rotation.
  */
 #ifndef COTY_LOG_H
@@ -13,6 +15,15 @@
 #include <stdarg.h>
 
 enum coty_level { COTY_DEBUG, COTY_INFO, COTY_WARNING, COTY_ERROR };
+
+/* Whom a line is about, for the journal's fields (service NULL: none). */
+struct coty_log_subject {
+    const char *service;
+    int worker_id;
+    int pid;                    /* 0: this process */
+    int exit_code;
+    int has_exit_code;
+};
 
 /* Once per process: coty_log_init("cotylua") and the level from
  * COTYLUA_LOG_LEVEL. Later calls do nothing. */
@@ -29,6 +40,11 @@ const char *coty_log_level_name(enum coty_level level);
 void coty_log(enum coty_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void coty_logv(enum coty_level level, const char *fmt, va_list ap);
+/* A line about a worker other than this process (the manager's deaths). */
+void coty_log_about(const struct coty_log_subject *subject, enum coty_level level,
+                    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* This process is a worker: its lines name its service and worker id. */
+void coty_log_set_subject(const char *service, int worker_id);
 /* Async-signal-safe: a fixed message, formatted with write(2) only. */
 void coty_log_safe(enum coty_level level, const char *msg);
 

@@ -284,15 +284,23 @@ static void stop_worker(struct slot *s)
 static void log_death(const struct slot *s, int status)
 {
     const char *name = s->svc->conf.name;
+    struct coty_log_subject who = {
+        .service = name,
+        .worker_id = s->wid,
+        .pid = (int)s->pid,
+        .exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status),
+        .has_exit_code = 1,
+    };
 
     if (WIFSIGNALED(status))
-        coty_warning("%s worker(%d) [pid %d] killed by signal %d (%s)", name, s->wid,
-                     (int)s->pid, WTERMSIG(status), strsignal(WTERMSIG(status)));
+        coty_log_about(&who, COTY_WARNING, "%s worker(%d) [pid %d] killed by signal %d (%s)",
+                       name, s->wid, (int)s->pid, WTERMSIG(status), strsignal(WTERMSIG(status)));
     else if (WEXITSTATUS(status) != 0)
-        coty_warning("%s worker(%d) [pid %d] exited with status %d", name, s->wid,
-                     (int)s->pid, WEXITSTATUS(status));
+        coty_log_about(&who, COTY_WARNING, "%s worker(%d) [pid %d] exited with status %d", name,
+                       s->wid, (int)s->pid, WEXITSTATUS(status));
     else
-        coty_info("%s worker(%d) [pid %d] exited", name, s->wid, (int)s->pid);
+        coty_log_about(&who, COTY_INFO, "%s worker(%d) [pid %d] exited", name, s->wid,
+                       (int)s->pid);
 }
 
 /* What happens to a slot whose worker was reaped while RUNNING. */

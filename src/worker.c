@@ -306,6 +306,7 @@ static void identify(const struct coty_worker_info *info)
     snprintf(name, sizeof name, "%s worker(%d)", info->name, info->worker_id);
     snprintf(title, sizeof title, "cotylua: %s", name);
     coty_log_set_procname(name);
+    coty_log_set_subject(info->name, info->worker_id);
     coty_proctitle_set(title);
 }
 
