@@ -117,6 +117,112 @@ return m
     H.wait_until(function() return #H.procs_in(p.dir) == 0 end, 2, "both workers to exit")
   end)
 
+  it("bounds a terminate that SIGHUP started (a service without reload) by the timeout", function()
+    p = H.run_app([[
+local S = { name = "stuck", graceful_shutdown_timeout = 0.3 }
+function S:run() ev("run %d", cotylua.getpid()) cotylua.sleep(1e9) end
+function S:terminate() ev("term %d", cotylua.getpid()) while true do end end
+local m = cotylua.manager()
+m:add(S)
+m:register_hooks({ on_dead_worker = function(s, w, code) ev("dead %d", code) end })
+return m
+]])
+    local pid = tonumber(p:wait_event("^run (%d+)$"))
+    assert(p:kill("HUP"))
+    p:wait_event("^term " .. pid .. "$")
+    p:wait_event("^dead 1$", 2)
+    local newpid = tonumber(p:wait_event("^run (%d+)$", 2, 3))
+    assert.are_not.equal(pid, newpid)
+    p:kill("TERM")
+    p:wait(5)
+  end)
+
+  it("delivers a SIGTERM at once while a busy reload runs", function()
+    p = H.run_app([[
+local S = { name = "busyreload" }
+function S:run() ev("run %d", cotylua.getpid()) cotylua.sleep(1e9) end
+function S:reload() ev("reload") local t = cotylua.now() while cotylua.now() - t < 10 do end end
+function S:terminate() ev("term") end
+local m = cotylua.manager()
+m:add(S)
+return m
+]])
+    local pid = tonumber(p:wait_event("^run (%d+)$"))
+    assert(proc.kill(pid, "HUP"))
+    p:wait_event("^reload$")
+    local t0 = proc.now()
+    assert(proc.kill(pid, "TERM"))
+    p:wait_event("^term$", 2)
+    assert.is_true(proc.now() - t0 < 0.2, ("terminate came after %.3f s"):format(proc.now() - t0))
+    p:kill("TERM")
+    assert.are.same({ code = 0 }, p:wait(5))
+  end)
+
+  it("exits 2 when looking up a method raises (a strict service table)", function()
+    p = H.run_app([[
+local S = { name = "strict" }
+function S:run()
+  ev("run %d", cotylua.getpid())
+  while true do pcall(cotylua.sleep, 60) end -- must not swallow the error
+end
+local m = cotylua.manager()
+m:add(S)
+-- strict about one field: looking up reload raises
+setmetatable(S, { __index = function(_, k) if k == "reload" then error("no field " .. k) end end })
+m:register_hooks({ on_dead_worker = function(s, w, code) ev("dead %d", code) end })
+return m
+]])
+    local pid = tonumber(p:wait_event("^run (%d+)$"))
+    assert(proc.kill(pid, "HUP"))
+    p:wait_event("^dead 2$", 2)
+    assert.matches("error in reload: [^\n]*no field reload", p:stderr())
+    p:kill("TERM")
+    p:wait(5)
+  end)
+
+  it("runs terminate, not a SIGPIPE death, when the manager dies during init", function()
+    p = H.run_app([[
+local S = { name = "orphan" }
+function S:init()
+  ev("init start %d", cotylua.getpid())
+  local t = cotylua.now()
+  while cotylua.now() - t < 0.5 do cotylua.sleep(0.05) end
+  ev("init done")
+end
+function S:terminate() ev("term") end
+local m = cotylua.manager()
+m:add(S)
+return m
+]])
+    p:wait_event("^init start %d+$")
+    assert(p:kill("KILL"))
+    p:wait(5)
+    p:wait_event("^init done$", 2)
+    p:wait_event("^term$", 2)
+    H.wait_until(function() return #H.procs_in(p.dir) == 0 end, 2, "the worker to exit")
+  end)
+
+  it("supervises when started with SIGCHLD ignored", function()
+    local dir = H.tmpdir()
+    H.app(dir, H.prelude .. [[
+local S = { name = "kid", restart = { interval = 0 } }
+function S:run() ev("run %d", cotylua.getpid()) cotylua.sleep(1e9) end
+local m = cotylua.manager()
+m:add(S)
+m:register_hooks({ on_dead_worker = function(s, w, code) ev("dead %d", code) end })
+return m
+]])
+    p = H.start{ dir = dir, argv = { "sh", "-c", "trap '' CHLD; exec " .. H.bin .. " services.lua" } }
+    local pid = tonumber(p:wait_event("^run (%d+)$"))
+    -- the ignored SIGCHLD came through exec; the manager reset it
+    assert.are.equal(0, tonumber(H.proc_status(p.pid).SigIgn, 16) & (1 << (17 - 1)))
+    assert(proc.kill(pid, "KILL"))
+    p:wait_event("^dead %-9$", 2)
+    H.wait_until(function() return p:count_events("^run ") == 2 end, 2, "the respawn")
+    assert(p:kill("TERM"))
+    assert.are.same({ code = 0 }, p:wait(5))
+  end)
+
   it("delivers a SIGTERM that arrives during init once init returns, and skips run", function()
     p = H.run_app([[
 local S = { name = "starting" }

@@ -28,6 +28,7 @@ struct watch {
 struct coty_loop {
     int epfd;
     struct watch *watches;
+    struct watch *removed;      /* freed after the batch of events in hand */
     struct coty_timer **heap;
     size_t ntimers, cap;
 };
@@ -54,16 +55,21 @@ struct coty_loop *coty_loop_new(void)
     return loop;
 }
 
+static void free_watches(struct watch *w)
+{
+    while (w) {
+        struct watch *next = w->next;
+        free(w);
+        w = next;
+    }
+}
+
 void coty_loop_free(struct coty_loop *loop)
 {
-    struct watch *w, *next;
-
     if (!loop)
         return;
-    for (w = loop->watches; w; w = next) {
-        next = w->next;
-        free(w);
-    }
+    free_watches(loop->watches);
+    free_watches(loop->removed);
     for (size_t i = 0; i < loop->ntimers; i++)
         loop->heap[i]->index = 0;
     free(loop->heap);
@@ -100,7 +106,11 @@ int coty_loop_del_fd(struct coty_loop *loop, int fd)
         if (w->fd != fd)
             continue;
         *pw = w->next;
-        free(w);
+        /* Events of this batch may still point at w: it is only marked
+         * (no callback) and freed once the batch is done. */
+        w->cb = NULL;
+        w->next = loop->removed;
+        loop->removed = w;
         return epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, NULL);
     }
     errno = ENOENT;
@@ -225,8 +235,11 @@ int coty_loop_run_once(struct coty_loop *loop, double max_wait)
         return -1;
     for (int i = 0; i < n; i++) {
         struct watch *w = evs[i].data.ptr;
-        w->cb(w->ud, w->fd, evs[i].events);
+        if (w->cb)
+            w->cb(w->ud, w->fd, evs[i].events);
     }
+    free_watches(loop->removed);
+    loop->removed = NULL;
     run_timers(loop);
     return 0;
 }

@@ -221,7 +221,7 @@ static void child(struct slot *s)
         .worker_id = s->wid,
         .name = s->svc->conf.name,
         .graceful_timeout = worker_timeout(s->svc),
-        .manager_pid = getppid(),
+        .manager_pid = M.pid,
         .ready_fd = M.ready_fd[1],
         .fds = mgr_worker_fds(s),
         .nfds = s->svc->nlisteners,
@@ -559,12 +559,15 @@ static void managed_signals(sigset_t *set)
 /* Blocks the signals the manager reads and opens the loop. */
 static int setup(void)
 {
-    struct sigaction ign = {.sa_handler = SIG_IGN};
+    struct sigaction ign = {.sa_handler = SIG_IGN}, dfl = {.sa_handler = SIG_DFL};
     sigset_t set;
 
     managed_signals(&set);
     sigprocmask(SIG_BLOCK, &set, &M.oldmask);
     sigaction(SIGPIPE, &ign, &M.oldpipe);
+    /* An ignored SIGCHLD (inherited from whoever started us) would make
+     * the kernel reap the workers before waitpid() sees them. */
+    sigaction(SIGCHLD, &dfl, &M.oldchld);
     M.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (M.sigfd < 0) {
         coty_error("signalfd() failed: %s", strerror(errno));
@@ -602,7 +605,27 @@ static void teardown(void)
     coty_loop_free(M.loop);
     M.loop = NULL;
     sigaction(SIGPIPE, &M.oldpipe, NULL);
+    sigaction(SIGCHLD, &M.oldchld, NULL);
     sigprocmask(SIG_SETMASK, &M.oldmask, NULL);
+}
+
+/* The loop is gone: SIGKILL what is left and wait for it, so that no
+ * worker outlives run(). */
+static void reap_all_blocking(void)
+{
+    each_slot(kill_slot);
+    while (M.live > 0) {
+        int status;
+        pid_t pid = waitpid(-1, &status, 0);
+        struct slot *s;
+
+        if (pid < 0 && errno == EINTR)
+            continue;
+        if (pid < 0)
+            break;
+        if ((s = mgr_slot_by_pid(pid)))
+            reaped(s, status);
+    }
 }
 
 static void set_title(void)
@@ -625,9 +648,12 @@ int coty_mgr_run(const struct coty_mgr_ops *ops, void *ud)
     }
     M.ops = ops;
     M.ud = ud;
+    M.pid = getpid();
     set_title();
     if (setup() < 0) {
+        int saved = errno;
         teardown();
+        errno = saved;
         return -1;
     }
     coty_sock_close_unused();
@@ -643,8 +669,10 @@ int coty_mgr_run(const struct coty_mgr_ops *ops, void *ud)
         mgr_update_status();
         if (coty_loop_run_once(M.loop, -1) < 0) {
             coty_error("epoll_wait() failed: %s", strerror(errno));
-            if (M.state == M_KILLING)
+            if (M.state == M_KILLING) {
+                reap_all_blocking();
                 break;
+            }
             fast_stop("event loop failure");
         }
     }

@@ -21,7 +21,7 @@ struct coty_worker_info {
     const char *name;
     double graceful_timeout;    /* seconds, 0 = none */
     pid_t manager_pid;
-    int ready_fd;               /* write the worker's pid here once ready */
+    int ready_fd;               /* send the worker's pid here once ready */
     const int *fds;             /* the service's listening sockets */
     int nfds;
 };

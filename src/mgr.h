@@ -58,16 +58,17 @@ struct coty_mgr {
     struct coty_loop *loop;
     int sigfd;
     sigset_t oldmask;
-    struct sigaction oldpipe;
+    struct sigaction oldpipe, oldchld;
     const struct coty_mgr_ops *ops;
     void *ud;
     int live;                   /* forked and not yet reaped */
     int status;                 /* what run() returns */
     int shutdown_asked;
     struct coty_timer stop_timer;
-    int ready_fd[2];            /* workers write their pid once ready */
+    int ready_fd[2];            /* workers send their pid once ready */
     int ready_sent, reloading;  /* READY=1 sent; a reload awaits READY=1 */
     double stop_deadline;       /* when the graceful stop gives up */
+    pid_t pid;                  /* the manager's, for its children to check */
     struct coty_timer watchdog, extend;
 };
 
@@ -86,7 +87,7 @@ void mgr_close_foreign_sockets(const struct slot *mine);
 void mgr_slot_sockets_close(struct slot *s);
 void mgr_sockets_close(struct service *svc, int unlink_paths);
 
-/* readiness.c: the readiness pipe, READY/RELOADING/STOPPING, STATUS=,
+/* readiness.c: the readiness socket, READY/RELOADING/STOPPING, STATUS=,
  * the watchdog and EXTEND_TIMEOUT_USEC. */
 int mgr_readiness_setup(void);
 void mgr_readiness_teardown(void);

@@ -1,13 +1,15 @@
 /*
  * readiness.c - what the manager tells systemd, and how it knows it.
  *
- * Workers write their pid to the readiness pipe once init and the
+ * Workers send their pid to the readiness socket once init and the
  * on_new_worker hooks are done. READY=1 goes out when every wanted slot
  * has a ready worker: at start-up (with MAINPID), and again after a
  * SIGHUP (RELOADING=1), once the workers that restart instead of
  * reloading are back. STATUS= follows every change; WATCHDOG=1 and
  * EXTEND_TIMEOUT_USEC are loop timers. Without NOTIFY_SOCKET only the
- * readiness pipe remains, and it costs one write per worker start.
+ * readiness socket remains, and it costs one datagram per worker start.
+ * It is a datagram socketpair rather than a pipe: a worker whose manager
+ * is gone gets ECONNREFUSED from send(MSG_NOSIGNAL), not a SIGPIPE.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -50,17 +53,14 @@ void mgr_check_ready(void)
 
 static void on_ready_fd(void *ud, int fd, uint32_t events)
 {
-    pid_t pids[64];
-    ssize_t n;
+    pid_t pid;
 
     (void)ud;
     (void)events;
-    while ((n = read(fd, pids, sizeof pids)) > 0) {
-        for (size_t i = 0; i < (size_t)n / sizeof *pids; i++) {
-            struct slot *s = mgr_slot_by_pid(pids[i]);
-            if (s)
-                s->ready = 1;
-        }
+    while (recv(fd, &pid, sizeof pid, 0) == (ssize_t)sizeof pid) {
+        struct slot *s = mgr_slot_by_pid(pid);
+        if (s)
+            s->ready = 1;
     }
     mgr_check_ready();
 }
@@ -139,13 +139,14 @@ void mgr_notify_stopping(void)
         on_extend(NULL);
 }
 
-/* The readiness pipe (both ends close-on-exec, the read end non-blocking)
+/* The readiness socketpair (close-on-exec, the manager's end non-blocking)
  * and the notify timers. */
 int mgr_readiness_setup(void)
 {
-    if (pipe2(M.ready_fd, O_CLOEXEC) < 0 || fcntl(M.ready_fd[0], F_SETFL, O_NONBLOCK) < 0 ||
+    if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, M.ready_fd) < 0 ||
+        fcntl(M.ready_fd[0], F_SETFL, O_NONBLOCK) < 0 ||
         coty_loop_add_fd(M.loop, M.ready_fd[0], EPOLLIN, on_ready_fd, NULL) < 0) {
-        coty_error("cannot set up the readiness pipe: %s", strerror(errno));
+        coty_error("cannot set up the readiness socket: %s", strerror(errno));
         return -1;
     }
     coty_timer_init(&M.watchdog, on_watchdog, NULL);

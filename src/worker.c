@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,6 +46,8 @@ static int instance_ref = LUA_NOREF;
 static timer_t term_timer;
 static int has_timer;
 static struct itimerspec term_timeout;
+static volatile sig_atomic_t timer_armed;
+static const char *stage = "init"; /* for the message of an error in the worker */
 static const int *sockets;      /* the service's listening sockets */
 static int nsockets;
 
@@ -58,6 +61,7 @@ const int *coty_worker_sockets(int *n)
 }
 
 static void hook(lua_State *L, lua_Debug *ar);
+static void arm_term_timer(void);
 
 /* The thread running now, as far as resumes through coroutine.resume and
  * coroutine.wrap tell. Signal-safe. */
@@ -85,8 +89,7 @@ static void on_signal(int sig)
         return;
     if (sig == SIGTERM && !got_term) {
         got_term = 1;
-        if (has_timer)
-            timer_settime(term_timer, 0, &term_timeout, NULL);
+        arm_term_timer();
     } else if (sig == SIGHUP) {
         got_hup = 1;
     }
@@ -111,28 +114,56 @@ static void finish(int status)
     _exit(status);
 }
 
-/* Calls the function below its nargs arguments; on error logs the
- * traceback and exits 2. */
-static void call(lua_State *L, int nargs, int nres, const char *what)
+/* instance:NAME() when the instance has NAME (NAME is argument 1);
+ * returns whether it had. Runs protected. */
+static int method_call(lua_State *L)
 {
-    if (coty_lua_call(L, nargs, nres) != LUA_OK) {
-        coty_error("error in %s: %s", what, lua_tostring(L, -1));
-        finish(2);
-    }
-}
+    const char *name = lua_tostring(L, 1);
 
-/* Calls instance:name() when the service has it; 0 when it has not. */
-static int call_method(lua_State *L, const char *name)
-{
-    luaL_checkstack(L, 4, "calling a service method");
     lua_rawgeti(L, LUA_REGISTRYINDEX, instance_ref);
     if (lua_getfield(L, -1, name) == LUA_TNIL) {
-        lua_pop(L, 2);
-        return 0;
+        lua_pushboolean(L, 0);
+        return 1;
     }
-    lua_insert(L, -2);
-    call(L, 1, 0, name);
+    lua_pushvalue(L, -2);
+    lua_call(L, 1, 0);
+    lua_pushboolean(L, 1);
     return 1;
+}
+
+/* Runs instance:name() (reload, terminate) in a new coroutine: Lua turns
+ * hooks off in a thread while it runs a hook, and this may be called from
+ * the hook, but a SIGTERM must still reach a busy reload. An error logs
+ * the traceback and exits 2. Returns whether the method exists. */
+static int call_method(lua_State *L, const char *name)
+{
+    lua_State *co = lua_newthread(L);
+    int nres, status, found;
+
+    lua_pushcfunction(co, method_call);
+    lua_pushstring(co, name);
+    coty_worker_enter(co);
+    status = lua_resume(co, L, 1, &nres);
+    coty_worker_leave(L);
+    if (status != LUA_OK) {
+        const char *msg = status == LUA_YIELD ? "attempt to yield from the service method"
+                                              : lua_tostring(co, -1);
+        luaL_traceback(L, co, msg ? msg : "(error object is not a string)", 0);
+        coty_error("error in %s: %s", name, lua_tostring(L, -1));
+        finish(2);
+    }
+    found = lua_toboolean(co, -1);
+    lua_pop(L, 1); /* the coroutine */
+    return found;
+}
+
+/* Arms the graceful timeout once. Async-signal-safe. */
+static void arm_term_timer(void)
+{
+    if (has_timer && !timer_armed) {
+        timer_armed = 1;
+        timer_settime(term_timer, 0, &term_timeout, NULL);
+    }
 }
 
 static void terminate(lua_State *L) __attribute__((noreturn));
@@ -140,6 +171,7 @@ static void terminate(lua_State *L)
 {
     phase = P_TERMINATING;
     got_term = 1;
+    arm_term_timer(); /* not armed yet when a SIGHUP led here */
     call_method(L, "terminate");
     finish(0);
 }
@@ -310,16 +342,40 @@ static void identify(const struct coty_worker_info *info)
     coty_proctitle_set(title);
 }
 
-/* Tells the manager that init and the on_new_worker hooks are done. */
+/* Tells the manager that init and the on_new_worker hooks are done. A
+ * manager that is gone is no error: MSG_NOSIGNAL, no SIGPIPE. */
 static void report_ready(int fd)
 {
     pid_t pid = getpid();
 
     if (fd < 0)
         return;
-    while (write(fd, &pid, sizeof pid) < 0 && errno == EINTR)
+    while (send(fd, &pid, sizeof pid, MSG_NOSIGNAL) < 0 && errno == EINTR)
         ;
     close(fd);
+}
+
+/* The worker's whole Lua life, under one protected call: start(service_id,
+ * worker_id) builds the instance (init, on_new_worker hooks), then run,
+ * then idling until a signal ends it. Never returns normally. */
+static int body(lua_State *L)
+{
+    int ready_fd = (int)lua_tointeger(L, 4);
+
+    lua_settop(L, 3);
+    lua_call(L, 2, 1);
+    instance_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    report_ready(ready_fd);
+    phase = P_RUN;
+    stage = "run";
+    dispatch(L);
+    lua_pushcfunction(L, method_call);
+    lua_pushliteral(L, "run");
+    lua_call(L, 1, 0);
+    stage = "the worker";
+    for (;;)
+        coty_worker_wait(L, -1, 0, -1);
+    return 0;
 }
 
 void coty_worker_main(lua_State *L, const struct coty_worker_info *info, int start)
@@ -337,16 +393,12 @@ void coty_worker_main(lua_State *L, const struct coty_worker_info *info, int sta
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
 
+    lua_pushcfunction(L, body);
     lua_pushvalue(L, start);
     lua_pushinteger(L, info->service_id);
     lua_pushinteger(L, info->worker_id);
-    call(L, 2, 1, "init");
-    instance_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    report_ready(info->ready_fd);
-
-    phase = P_RUN;
-    dispatch(L);
-    call_method(L, "run");
-    for (;;)
-        coty_worker_wait(L, -1, 0, -1);
+    lua_pushinteger(L, info->ready_fd);
+    if (coty_lua_call(L, 4, 0) != LUA_OK)
+        coty_error("error in %s: %s", stage, lua_tostring(L, -1));
+    finish(2);
 }
