@@ -222,3 +222,25 @@ return m
     busy:close()
   end)
 end)
+
+describe("systemd unit examples", function()
+  after_each(function() assert.are.equal(0, H.teardown()) end)
+
+  it("pass systemd-analyze verify", function()
+    local dir = H.tmpdir()
+    for _, name in ipairs({ "cotylua-echo.service", "cotylua-echo.socket" }) do
+      local text = H.read(H.root .. "/examples/systemd/" .. name)
+      assert.truthy(#text > 0)
+      -- point at this checkout instead of an installed copy
+      text = text:gsub("/usr/local/bin/cotylua", H.bin)
+        :gsub("/usr/local/share/cotylua/examples", H.root .. "/examples")
+        :gsub("Documentation=man:cotylua%(1%)\n", "")
+      H.write(dir .. "/" .. name, text)
+    end
+    local p = H.start{ dir = dir, argv = { "systemd-analyze", "verify",
+      dir .. "/cotylua-echo.socket", dir .. "/cotylua-echo.service" } }
+    local st = p:wait(30)
+    assert.are.same({ code = 0 }, st, p:stderr())
+    assert.are.equal("", p:stderr() .. p:stdout())
+  end)
+end)
