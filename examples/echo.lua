@@ -7,6 +7,7 @@
 --
 --   cotylua examples/echo.lua                    listens on 127.0.0.1:7000
 --   ECHO_LISTEN=tcp://127.0.0.1:7070 ECHO_WORKERS=4 cotylua examples/echo.lua
+--   ECHO_REUSEPORT=1 cotylua examples/echo.lua   one SO_REUSEPORT socket per worker
 --   systemd-socket-activate -l 127.0.0.1:7000 cotylua examples/echo.lua
 --
 -- Under socket activation the socket systemd passes in (LISTEN_FDS) is
@@ -19,6 +20,7 @@ local socket = require("socket")
 local Echo = {
   name = "echo",
   listen = os.getenv("ECHO_LISTEN") or "tcp://127.0.0.1:7000",
+  reuseport = os.getenv("ECHO_REUSEPORT") == "1",
   graceful_shutdown_timeout = 5,
 }
 

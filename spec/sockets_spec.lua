@@ -92,9 +92,10 @@ describe("sockets", function()
     assert(socket.bind("127.0.0.1", port)):close()
   end)
 
-  it("refuses no connection while workers are killed and respawned", function()
+  for _, reuseport in ipairs({ "0", "1" }) do
+  it("refuses no connection while workers are killed and respawned (reuseport=" .. reuseport .. ")", function()
     local port = free_port()
-    echo(port, 2)
+    echo(port, 2, { "ECHO_REUSEPORT=" .. reuseport })
     -- a kill every 0.25 s: 4 per worker slot, within the restart burst
     local t0, served, worst, kills, last_kill = proc.now(), 0, 0, 0, proc.now()
     local killed = {}
@@ -121,6 +122,7 @@ describe("sockets", function()
     assert.is_true(worst < 0.5, ("a client waited %.3f s"):format(worst))
     stop()
   end)
+  end
 
   it("gives each worker its own SO_REUSEPORT socket with reuseport = true", function()
     local port = free_port()
@@ -142,6 +144,19 @@ return m
     assert.are_not.equal(inodes[1], inodes[3])
     -- the kernel accepts connections on them (they listen)
     local c = assert(socket.connect("127.0.0.1", port))
+    c:close()
+    stop()
+  end)
+
+  it("listens on IPv6 with tcp6://[::1]:PORT", function()
+    local port = free_port()
+    local dir = H.tmpdir()
+    p = H.start{ dir = dir, file = ECHO, env = { "ECHO_LISTEN=tcp6://[::1]:" .. port, "ECHO_WORKERS=1" } }
+    H.wait_until(function() return p:stderr():find("ready: ", 1, true) end)
+    local c = assert(socket.connect("::1", port))
+    c:settimeout(5)
+    assert(c:send("six\n"))
+    assert.are.equal("six", c:receive("*l"))
     c:close()
     stop()
   end)
