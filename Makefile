@@ -13,6 +13,8 @@ PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 LIBDIR ?= $(PREFIX)/lib/lua/5.4
 LUADIR ?= $(PREFIX)/share/lua/5.4
+SHAREDIR ?= $(PREFIX)/share
+MANDIR ?= $(SHAREDIR)/man
 LUA ?= lua5.4
 BUSTED ?= busted
 CC ?= cc
@@ -84,15 +86,23 @@ check: deps all
 	    all $(UNIT:%=build-asan/test/%)
 	sh tools/check.sh $(UNIT:%=build-asan/test/%)
 
+EXAMPLES = $(wildcard examples/*.lua)
+UNITS = $(wildcard examples/systemd/*.service examples/systemd/*.socket)
+
 install: $(BIN) $(MOD)
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/cotylua $(DESTDIR)$(LUADIR)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/cotylua $(DESTDIR)$(LUADIR) \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(SHAREDIR)/cotylua/examples/systemd
 	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/cotylua
 	install -m 755 $(MOD) $(DESTDIR)$(LIBDIR)/cotylua/core.so
 	install -m 644 lua/cotylua.lua $(DESTDIR)$(LUADIR)/cotylua.lua
+	install -m 644 doc/cotylua.1 $(DESTDIR)$(MANDIR)/man1/cotylua.1
+	install -m 644 $(EXAMPLES) $(DESTDIR)$(SHAREDIR)/cotylua/examples
+	install -m 644 $(UNITS) $(DESTDIR)$(SHAREDIR)/cotylua/examples/systemd
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/cotylua $(DESTDIR)$(LIBDIR)/cotylua/core.so \
-	    $(DESTDIR)$(LUADIR)/cotylua.lua
+	    $(DESTDIR)$(LUADIR)/cotylua.lua $(DESTDIR)$(MANDIR)/man1/cotylua.1
+	rm -rf $(DESTDIR)$(SHAREDIR)/cotylua
 	-rmdir $(DESTDIR)$(LIBDIR)/cotylua 2>/dev/null
 
 clean:

@@ -337,6 +337,8 @@ function Manager:add(service, opts)
     args = args,
     nargs = args.n or #args,
     listen = listen,
+    reuseport = reuseport,
+    restart = restart,
   }
   return id
 end
@@ -401,9 +403,13 @@ function Manager:describe(out)
   end
   out:write(format("%d service%s, %d worker%s; graceful_shutdown_timeout %gs\n", #self.services,
     #self.services == 1 and "" or "s", total, total == 1 and "" or "s", self.graceful_shutdown_timeout))
-  out:write(format("%-4s %-24s %8s %10s\n", "id", "name", "workers", "timeout"))
+  out:write(format("%-4s %-16s %7s %8s  %-22s %s\n", "id", "name", "workers", "timeout",
+    "restart", "listen"))
   for id, s in ipairs(self.services) do
-    out:write(format("%-4d %-24s %8d %9gs\n", id, s.name, s.workers, s.graceful_shutdown_timeout))
+    local r = s.restart
+    out:write(format("%-4d %-16s %7d %7gs  %-22s %s\n", id, s.name, s.workers, s.graceful_shutdown_timeout,
+      format("%d in %gs, %g..%gs", r.burst, r.interval, r.delay, r.max_delay),
+      s.listen and table.concat(s.listen, " ") .. (s.reuseport and " (reuseport)" or "") or "-"))
   end
 end
 

@@ -128,17 +128,23 @@ describe("command line", function()
   end)
 
   it("--check lists the services and worker counts and starts nothing", function()
+    -- a port in use: --check checks the address and must not bind it
+    local busy = assert(require("socket").bind("127.0.0.1", 0))
+    local _, port = busy:getsockname()
     local body = [[
 local m = cotylua.manager({ graceful_shutdown_timeout = 30 })
 m:add({ name = "heavy", init = function() ev("started") end }, { workers = 4 })
-m:add({ name = "light", graceful_shutdown_timeout = 5, run = function() ev("started") end })
+m:add({ name = "light", graceful_shutdown_timeout = 5, run = function() ev("started") end,
+  restart = { burst = 2, delay = 0.5 }, listen = "tcp://127.0.0.1:PORT" })
 return m
 ]]
+    body = body:gsub("PORT", port)
     local st, out, _, dir = run(body, { "--check", "services.lua" })
     assert.are.same({ code = 0 }, st)
     assert.matches("2 services, 5 workers", out)
-    assert.matches("\n1%s+heavy%s+4%s+30s\n", out)
-    assert.matches("\n2%s+light%s+1%s+5s\n", out)
+    assert.matches("\n1%s+heavy%s+4%s+30s%s+5 in 10s, 1%.%.30s%s+%-\n", out)
+    assert.matches("\n2%s+light%s+1%s+5s%s+2 in 10s, 0%.5%.%.30s%s+tcp://127%.0%.0%.1:" .. port .. "\n", out)
+    busy:close()
     assert.are.equal("", H.read(H.events_file(dir)))
   end)
 

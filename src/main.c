@@ -47,7 +47,8 @@ static const char usage_text[] =
     "  --help             print this help and exit\n"
     "\n"
     "Signals to the manager: TERM stops gracefully (exit 0), INT stops at once\n"
-    "(exit 1), HUP reloads every worker. See README.md for the Lua API.\n";
+    "(exit 1), HUP reloads every worker. Exit status 2: FILE or the command\n"
+    "line was refused. The services file and the Lua API: man cotylua.\n";
 
 static int usage_error(const char *msg, const char *arg)
 {

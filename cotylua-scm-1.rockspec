@@ -1,0 +1,54 @@
+-- cotylua's rockspec: `luarocks --lua-version=5.4 make` from a checkout
+-- builds with the Makefile (the "make" backend) and installs the cotylua
+-- command, the cotylua.core C module and the cotylua Lua module.
+rockspec_format = "3.0"
+package = "cotylua"
+version = "scm-1"
+
+source = {
+  url = "git+file:///dev/null", -- built from a checkout with `luarocks make`
+}
+
+description = {
+  summary = "A service manager for long-running services written in Lua",
+  detailed = [[
+    cotylua forks and supervises worker processes that each run a Lua
+    service table (init, run, terminate, reload): restarts with a
+    throttle, signal routing, graceful shutdown, sd_notify, socket
+    activation and shared listening sockets. The same engine runs as the
+    cotylua command and as require("cotylua").
+  ]],
+  labels = { "daemon", "process", "supervisor", "systemd" },
+}
+
+dependencies = {
+  "lua >= 5.4, < 5.5",
+}
+
+external_dependencies = {
+  LIBSYSTEMD = {
+    header = "systemd/sd-daemon.h",
+    library = "systemd",
+  },
+}
+
+build = {
+  type = "make",
+  build_variables = {
+    CFLAGS = "$(CFLAGS)",
+    LIBFLAG = "$(LIBFLAG)",
+    LUA_INCDIR = "$(LUA_INCDIR)",
+    LUA = "$(LUA)",
+    SD_CFLAGS = "-I$(LIBSYSTEMD_INCDIR)",
+    SD_LIBS = "-L$(LIBSYSTEMD_LIBDIR) -lsystemd",
+  },
+  install_variables = {
+    PREFIX = "$(PREFIX)",
+    BINDIR = "$(BINDIR)",
+    LIBDIR = "$(LIBDIR)",
+    LUADIR = "$(LUADIR)",
+    MANDIR = "$(PREFIX)/doc/man",
+    SHAREDIR = "$(PREFIX)/share",
+  },
+  copy_directories = { "examples" },
+}
