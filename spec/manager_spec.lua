@@ -266,6 +266,37 @@ return m
     stop()
   end)
 
+  it("runs as PID 1 of a pid namespace: reaps orphans, stops on SIGTERM", function()
+    local dir = H.tmpdir()
+    H.app(dir, H.prelude .. [[
+local S = { name = "contained" }
+function S:run()
+  os.execute("sleep 1 &") -- the shell exits: sleep becomes an orphan of PID 1
+  ev("run %d", cotylua.getpid())
+  cotylua.sleep(1e9)
+end
+function S:terminate() ev("term") end
+local m = cotylua.manager()
+m:add(S)
+return m
+]])
+    p = H.start{ dir = dir, argv = { "unshare", "--pid", "--fork", "--kill-child", H.bin, "services.lua" } }
+    assert.are.equal("2", p:wait_event("^run (%d+)$")) -- pid 2 in its namespace: the manager is 1
+    local init = H.wait_until(function() return H.children(p.pid)[1] end)
+    assert.matches("^cotylua: master process", H.cmdline(init))
+    local function orphan()
+      for _, pid in ipairs(proc.pids()) do
+        local st = H.proc_stat(pid)
+        if st and st.ppid == init and st.comm == "sleep" then return pid end
+      end
+    end
+    H.wait_until(orphan, 2, "the sleep to become the manager's orphan")
+    H.wait_until(function() return not orphan() end, 3, "the orphaned sleep to be reaped")
+    assert(proc.kill(init, "TERM"))
+    assert.are.same({ code = 0 }, p:wait(5))
+    assert.are.equal(1, p:count_events("^term$"))
+  end)
+
   it("logs one line per event with time, level, process name and pid, at the level asked", function()
     local body = [[
 local S = { name = "talker" }
