@@ -44,9 +44,9 @@ SPECS=$(ls spec/*_spec.lua)
 BUSTED_ARGS=
 specs "build" COTYLUA_BIN="$PWD/build/bin/cotylua"
 
-# The soak and valgrind specs run against the normal build only.
+# The soak, valgrind and install specs run against the normal build only.
 SPECS=$(ls spec/*_spec.lua | grep -v support_spec)
-BUSTED_ARGS=--exclude-tags=soak,valgrind
+BUSTED_ARGS=--exclude-tags=soak,valgrind,install
 logs=$(mktemp -d)
 specs "build-asan (AddressSanitizer, UndefinedBehaviorSanitizer)" \
     COTYLUA_BIN="$PWD/build-asan/bin/cotylua" \
