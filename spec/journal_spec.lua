@@ -58,7 +58,7 @@ describe("journal", function()
 local S = { name = "talker" }
 function S:run()
   cotylua.log.warning("careful %d", 42)
-  ev("run %d", cotylua.getpid())
+  ev("run %d %d", self.worker_id, cotylua.getpid())
   if self.worker_id == 1 then os.exit(3) end
   cotylua.sleep(1e9)
 end
@@ -87,7 +87,7 @@ return m
     assert.are.equal("4", warn.PRIORITY)
     assert.are.equal("talker", warn.COTYLUA_SERVICE)
     assert.are.equal("talker worker(0)", warn.COTYLUA_PROCESS)
-    assert.are.equal(p:wait_event("^run (%d+)$"), warn.COTYLUA_PID)
+    assert.are.equal(p:wait_event("^run 0 (%d+)$"), warn.COTYLUA_PID)
 
     local death = find(function(e) return e.COTYLUA_EXIT_CODE end)
     assert.are.equal("3", death.COTYLUA_EXIT_CODE)

@@ -34,7 +34,7 @@ struct options {
 
 static const char usage_text[] =
     "usage: cotylua [--log-level LEVEL] FILE [ARGS...]\n"
-    "       cotylua --check FILE\n"
+    "       cotylua --check FILE [ARGS...]\n"
     "       cotylua --version | --help\n"
     "\n"
     "Runs the manager that the Lua file FILE returns: it forks the workers of\n"
