@@ -169,3 +169,25 @@ return m
     assert.are.equal("args one two one services.lua\n", H.read(H.events_file(dir)))
   end)
 end)
+
+describe("man page", function()
+  after_each(function() assert.are.equal(0, H.teardown()) end)
+
+  it("lints clean with mandoc and groff, and documents every option of --help", function()
+    local page = H.root .. "/doc/cotylua.1"
+    for _, argv in ipairs({ { "mandoc", "-T", "lint", "-W", "warning", page },
+                            { "groff", "-ww", "-z", "-man", page } }) do
+      local p = H.start{ dir = H.tmpdir(), argv = argv }
+      assert.are.same({ code = 0 }, p:wait(20), p:stderr())
+      assert.are.equal("", p:stdout() .. p:stderr(), table.concat(argv, " "))
+    end
+    local dir = H.tmpdir()
+    local help = H.start{ dir = dir, argv = { H.bin, "--help" } }
+    assert.are.same({ code = 0 }, help:wait(5))
+    local text = H.read(page)
+    for opt in help:stdout():gmatch("%-%-[%a-]+") do
+      assert.truthy(text:find(opt:gsub("%-", "\\-"), 1, true), opt .. " missing from the man page")
+    end
+    assert.is_true(select(2, help:stdout():gsub("\n", "")) <= 24, "--help fits one screen")
+  end)
+end)
