@@ -45,11 +45,8 @@ describe("signal delivery", function()
   setup(function() proc.set_subreaper() end)
 
   after_each(function()
-    if p and p:alive() then
-      p:kill("KILL")
-      p:wait(5)
-    end
-    assert.are.equal(0, H.teardown(), "processes were left behind")
+    assert.are.equal(0, H.finish(p), "processes were left behind")
+    p = nil
   end)
 
   local function start(body, blocks)
@@ -111,7 +108,7 @@ describe("signal delivery", function()
 end)
 
 describe("coroutines under cotylua", function()
-  after_each(function() H.teardown() end)
+  after_each(function() assert.are.equal(0, H.teardown(), "processes were left behind") end)
 
   it("keep the semantics of resume and wrap", function()
     local dir = H.tmpdir()

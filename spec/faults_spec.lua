@@ -3,24 +3,14 @@
 local H = require("helpers")
 local proc = H.proc
 
-local function index_of(p, pattern)
-  for i, line in ipairs(p:events()) do
-    if line:find(pattern) then return i end
-  end
-end
-
 describe("faults", function()
   local p
 
   setup(function() proc.set_subreaper() end)
 
   after_each(function()
-    if p and p:alive() then
-      p:kill("KILL")
-      p:wait(5)
-    end
+    assert.are.equal(0, H.finish(p), "processes were left behind")
     p = nil
-    H.teardown()
   end)
 
   it("logs the traceback of an error in run, reports status 2 and respawns", function()
@@ -37,7 +27,7 @@ return m
 ]])
     local first = tonumber(p:wait_event("^run (%d+)$"))
     p:wait_event("^dead 1 0 2$")
-    local second = tonumber(p:wait_event("^run (%d+)$", 5, index_of(p, "^dead 1 0 2$")))
+    local second = tonumber(p:wait_event("^run (%d+)$", 5, p:index_of("^dead 1 0 2$")))
     assert.are_not.equal(first, second)
     local err = p:stderr()
     assert.matches("raiser worker%(0%)%[" .. first .. "%]: error in run: [^\n]*services.lua:%d+: boom from run", err)

@@ -52,12 +52,6 @@ local function all_running(p)
   return pids
 end
 
-local function index_of(p, pattern)
-  for i, line in ipairs(p:events()) do
-    if line:find(pattern) then return i end
-  end
-end
-
 for _, mode in ipairs({ "binary", "lua" }) do
   describe("lifecycle (" .. mode .. ")", function()
     local p
@@ -107,7 +101,7 @@ for _, mode in ipairs({ "binary", "lua" }) do
       assert.truthy(p:wait_event("^reload reloadable 1 " .. pids["reloadable 1"] .. "$"))
       assert.truthy(p:wait_event("^term plain 0 " .. pids["plain 0"] .. "$"))
       assert.truthy(p:wait_event("^dead 2 0 0$"))
-      local newpid = tonumber(p:wait_event("^run plain 0 (%d+)$", 5, index_of(p, "^dead 2 0 0$")))
+      local newpid = tonumber(p:wait_event("^run plain 0 (%d+)$", 5, p:index_of("^dead 2 0 0$")))
       assert.are_not.equal(pids["plain 0"], newpid)
       -- exit42 has no reload either: it runs terminate, which exits 42
       assert.truthy(p:wait_event("^dead 3 0 42$"))
@@ -123,7 +117,7 @@ for _, mode in ipairs({ "binary", "lua" }) do
       assert(proc.kill(pids["exit42 0"], "TERM"))
       assert.truthy(p:wait_event("^term exit42 0 " .. pids["exit42 0"] .. "$"))
       p:wait_event("^dead 3 0 42$")
-      local at = index_of(p, "^dead 3 0 42$")
+      local at = p:index_of("^dead 3 0 42$")
       local newpid = tonumber(p:wait_event("^run exit42 0 (%d+)$", 5, at))
       assert.are_not.equal(pids["exit42 0"], newpid)
       assert.truthy(p:wait_event("^new 3 0 exit42 true$", 5, at))
@@ -135,7 +129,7 @@ for _, mode in ipairs({ "binary", "lua" }) do
       local pids = all_running(p)
       assert(proc.kill(pids["bare 0"], "TERM"))
       p:wait_event("^dead 4 0 0$")
-      local newpid = tonumber(p:wait_event("^run bare 0 (%d+)$", 5, index_of(p, "^dead 4 0 0$")))
+      local newpid = tonumber(p:wait_event("^run bare 0 (%d+)$", 5, p:index_of("^dead 4 0 0$")))
       assert.are_not.equal(pids["bare 0"], newpid)
       stop()
     end)
@@ -144,10 +138,10 @@ for _, mode in ipairs({ "binary", "lua" }) do
       p = H.run_app(WORKFLOW, mode)
       all_running(p)
       stop(0)
-      local h1, h2 = index_of(p, "^hook_terminate 1$"), index_of(p, "^hook_terminate 2$")
+      local h1, h2 = p:index_of("^hook_terminate 1$"), p:index_of("^hook_terminate 2$")
       assert.truthy(h1 and h2 and h1 < h2)
       for _, s in ipairs({ "reloadable 0", "reloadable 1", "plain 0", "exit42 0" }) do
-        local t = index_of(p, "^term " .. s .. " ")
+        local t = p:index_of("^term " .. s .. " ")
         assert.truthy(t and t > h2, "terminate of " .. s)
       end
       assert.are.equal(0, p:count_events("^dead "), "on_dead_worker is not called during a shutdown")

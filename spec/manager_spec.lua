@@ -6,30 +6,11 @@ local proc = H.proc
 
 local CPATH = "package.cpath = " .. string.format("%q", H.root .. "/build/spec/?.so;") .. " .. package.cpath\n"
 
--- The live worker pids of manager p, by the worker ids their titles show.
-local function workers_of(p, name)
-  local out = {}
-  for _, pid in ipairs(H.children(p.pid)) do
-    local id = (H.cmdline(pid) or ""):match("^cotylua: " .. name .. " worker%((%d+)%)$")
-    if id then out[tonumber(id)] = pid end
-  end
-  return out
-end
-
 local function ids(t)
   local out = {}
   for id in pairs(t) do out[#out + 1] = id end
   table.sort(out)
   return out
-end
-
-local function zombies_of(pid)
-  local n = 0
-  for _, p in ipairs(proc.pids()) do
-    local st = H.proc_stat(p)
-    if st and st.ppid == pid and st.state == "Z" then n = n + 1 end
-  end
-  return n
 end
 
 describe("manager", function()
@@ -38,12 +19,8 @@ describe("manager", function()
   setup(function() proc.set_subreaper() end)
 
   after_each(function()
-    if p and p:alive() then
-      p:kill("KILL")
-      p:wait(5)
-    end
+    assert.are.equal(0, H.finish(p), "processes were left behind")
     p = nil
-    assert.are.equal(0, H.teardown(), "processes were left behind")
   end)
 
   local function stop()
@@ -65,23 +42,23 @@ m:register_hooks({
 })
 return m
 ]])
-    H.wait_until(function() return #ids(workers_of(p, "pool")) == 2 end)
-    local before = workers_of(p, "pool")
+    H.wait_until(function() return #ids(H.workers_of(p.pid, "pool")) == 2 end)
+    local before = H.workers_of(p.pid, "pool")
     assert(p:kill("HUP"))
-    H.wait_until(function() return #ids(workers_of(p, "pool")) == 5 end, 5, "5 workers")
-    assert.are.same({ 0, 1, 2, 3, 4 }, ids(workers_of(p, "pool")))
+    H.wait_until(function() return #ids(H.workers_of(p.pid, "pool")) == 5 end, 5, "5 workers")
+    assert.are.same({ 0, 1, 2, 3, 4 }, ids(H.workers_of(p.pid, "pool")))
     assert(p:kill("HUP"))
-    H.wait_until(function() return #ids(workers_of(p, "pool")) == 3 end, 5, "3 workers")
-    assert.are.same({ 0, 1, 2 }, ids(workers_of(p, "pool")))
+    H.wait_until(function() return #ids(H.workers_of(p.pid, "pool")) == 3 end, 5, "3 workers")
+    assert.are.same({ 0, 1, 2 }, ids(H.workers_of(p.pid, "pool")))
     p:wait_event("^term 3$")
     p:wait_event("^term 4$")
     assert(p:kill("HUP"))
-    H.wait_until(function() return #ids(workers_of(p, "pool")) == 1 end, 5, "1 worker")
-    local after = workers_of(p, "pool")
+    H.wait_until(function() return #ids(H.workers_of(p.pid, "pool")) == 1 end, 5, "1 worker")
+    local after = H.workers_of(p.pid, "pool")
     -- worker 0 was only reloaded (it has no reload(): restarted), never removed
     assert.are.same({ 0 }, ids(after))
     assert.are_not.equal(before[0], after[0])
-    assert.are.equal(0, zombies_of(p.pid))
+    assert.are.equal(0, H.zombies_of(p.pid))
     stop()
   end)
 

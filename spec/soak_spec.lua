@@ -7,27 +7,14 @@ local function rss_kib(pid)
   return tonumber(H.proc_status(pid).VmRSS:match("(%d+)"))
 end
 
-local function zombies_of(pid)
-  local n = 0
-  for _, p in ipairs(proc.pids()) do
-    local st = H.proc_stat(p)
-    if st and st.ppid == pid and st.state == "Z" then n = n + 1 end
-  end
-  return n
-end
-
 describe("soak", function()
   local p
 
   setup(function() proc.set_subreaper() end)
 
   after_each(function()
-    if p and p:alive() then
-      p:kill("KILL")
-      p:wait(5)
-    end
+    assert.are.equal(0, H.finish(p), "processes were left behind")
     p = nil
-    assert.are.equal(0, H.teardown(), "processes were left behind")
   end)
 
   it("keeps its fds and memory through 10,000 deaths and respawns #soak", function()
@@ -53,7 +40,7 @@ return m
     -- the Lua heap of the hooks may settle a few pages higher; a leak of
     -- even 32 bytes a death would add over 300 KiB
     assert.is_true(rss1 - rss0 <= 128, ("RSS grew from %d to %d KiB"):format(rss0, rss1))
-    assert.are.equal(0, zombies_of(p.pid))
+    assert.are.equal(0, H.zombies_of(p.pid))
     assert(p:kill("TERM"))
     assert.are.same({ code = 0 }, p:wait(10))
   end)

@@ -53,12 +53,8 @@ describe("sockets", function()
   setup(function() proc.set_subreaper() end)
 
   after_each(function()
-    if p and p:alive() then
-      p:kill("KILL")
-      p:wait(5)
-    end
+    assert.are.equal(0, H.finish(p), "processes were left behind")
     p = nil
-    assert.are.equal(0, H.teardown(), "processes were left behind")
   end)
 
   local function stop()

@@ -6,37 +6,14 @@ local proc = H.proc
 
 local CPATH = "package.cpath = " .. string.format("%q", H.root .. "/build/spec/?.so;") .. " .. package.cpath\n"
 
-local function zombies_of(pid)
-  local n = 0
-  for _, p in ipairs(proc.pids()) do
-    local st = H.proc_stat(p)
-    if st and st.ppid == pid and st.state == "Z" then n = n + 1 end
-  end
-  return n
-end
-
--- pids of the live workers of manager p, by worker id, for service `name`.
-local function workers_of(p, name)
-  local out, n = {}, 0
-  for _, pid in ipairs(H.children(p.pid)) do
-    local id = (H.cmdline(pid) or ""):match("^cotylua: " .. name .. " worker%((%d+)%)$")
-    if id then out[tonumber(id)] = pid n = n + 1 end
-  end
-  return out, n
-end
-
 describe("supervision", function()
   local p
 
   setup(function() proc.set_subreaper() end)
 
   after_each(function()
-    if p and p:alive() then
-      p:kill("KILL")
-      p:wait(5)
-    end
+    assert.are.equal(0, H.finish(p), "processes were left behind")
     p = nil
-    assert.are.equal(0, H.teardown(), "processes were left behind")
   end)
 
   local function stop(code)
@@ -58,10 +35,10 @@ m:add(S, { workers = 2 })
 m:register_hooks({ on_dead_worker = function(s, w, code) ev("dead %d %d", w, code) end })
 return m
 ]])
-    H.wait_until(function() return select(2, workers_of(p, "mortal")) == 2 end)
+    H.wait_until(function() return select(2, H.workers_of(p.pid, "mortal")) == 2 end)
     local expected = {}
     for _, sig in ipairs({ "SEGV", "ABRT", "KILL", "TERM" }) do
-      local pid = workers_of(p, "mortal")[1]
+      local pid = H.workers_of(p.pid, "mortal")[1]
       local n = #p:events()
       assert(proc.kill(pid, sig))
       local code = sig == "TERM" and 0 or -proc.signum(sig)
@@ -73,10 +50,10 @@ return m
     -- os.exit(n) at the next start
     H.write(H.events_file(p.dir) .. ".exit", "37\n")
     local n = #p:events()
-    assert(proc.kill(workers_of(p, "mortal")[0], "KILL"))
+    assert(proc.kill(H.workers_of(p.pid, "mortal")[0], "KILL"))
     p:wait_event("^dead 0 37$", 5, n)
-    H.wait_until(function() return select(2, workers_of(p, "mortal")) == 2 end)
-    assert.are.equal(0, zombies_of(p.pid))
+    H.wait_until(function() return select(2, H.workers_of(p.pid, "mortal")) == 2 end)
+    assert.are.equal(0, H.zombies_of(p.pid))
     stop()
   end)
 
@@ -122,16 +99,16 @@ return m
     -- quiet again: 4 workers, and one on_dead_worker call per killed
     -- worker (nothing else dies here: the workers reload on SIGHUP)
     H.wait_until(function()
-      return select(2, workers_of(p, "storm")) == 4 and p:count_events("^dead ") >= kills
+      return select(2, H.workers_of(p.pid, "storm")) == 4 and p:count_events("^dead ") >= kills
     end, 10, "4 workers again")
     assert.are.equal(kills, p:count_events("^dead "))
     assert.are.same({ 0, 1, 2, 3 }, (function()
       local ids = {}
-      for id in pairs(workers_of(p, "storm")) do ids[#ids + 1] = id end
+      for id in pairs(H.workers_of(p.pid, "storm")) do ids[#ids + 1] = id end
       table.sort(ids)
       return ids
     end)())
-    assert.are.equal(0, zombies_of(p.pid))
+    assert.are.equal(0, H.zombies_of(p.pid))
     stop()
     local reloads = tonumber(p:wait_event("^reloads (%d+)$"))
     assert.is_true(reloads >= 1 and reloads <= hups)

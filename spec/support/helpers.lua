@@ -182,6 +182,30 @@ function H.fds(pid)
 end
 
 -- Live (non-zombie) processes whose parent is pid, sorted.
+-- Zombie children of pid (a manager must have none for long).
+function H.zombies_of(pid)
+  local n = 0
+  for _, p in ipairs(proc.pids()) do
+    local st = H.proc_stat(p)
+    if st and st.ppid == pid and st.state == "Z" then n = n + 1 end
+  end
+  return n
+end
+
+-- The live workers of service `name` under manager pid: { [worker_id] = pid },
+-- read from their titles, and how many there are.
+function H.workers_of(pid, name)
+  local out, n = {}, 0
+  for _, child in ipairs(H.children(pid)) do
+    local id = (H.cmdline(child) or ""):match("^cotylua: " .. name .. " worker%((%d+)%)$")
+    if id then
+      out[tonumber(id)] = child
+      n = n + 1
+    end
+  end
+  return out, n
+end
+
 function H.children(pid)
   local out = {}
   for _, p in ipairs(proc.pids()) do
@@ -246,6 +270,13 @@ function Handle:stderr() return H.read(self.dir .. "/stderr.log") end
 
 function Handle:events()
   return lines_of(H.read(H.events_file(self.dir)))
+end
+
+-- The index of the first line of events.log matching pattern, or nil.
+function Handle:index_of(pattern)
+  for i, line in ipairs(self:events()) do
+    if line:find(pattern) then return i end
+  end
 end
 
 function Handle:count_events(pattern)
@@ -437,6 +468,16 @@ function H.cleanup(dir)
   for _, h in ipairs(handles) do h:wait(0) end
   proc.reap()
   return count
+end
+
+-- Ends what a spec started: a manager still running (a test that failed
+-- half-way) is SIGKILLed, then H.teardown(). Returns what teardown killed.
+function H.finish(p)
+  if p and p:alive() then
+    p:kill("KILL")
+    p:wait(5)
+  end
+  return H.teardown()
 end
 
 -- Clean up every dir made by H.tmpdir since the last teardown, then remove
