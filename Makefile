@@ -29,14 +29,16 @@ else
 LUA_CFLAGS := $(shell pkg-config --cflags lua5.4 2>/dev/null)
 endif
 LUA_LIBS := $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
+# libsystemd's headers only: the library itself is opened on first use
+# (src/sdlib.c), so that outside systemd the manager does not map it.
 SD_CFLAGS := $(shell pkg-config --cflags libsystemd 2>/dev/null)
-SD_LIBS := $(shell pkg-config --libs libsystemd 2>/dev/null || echo -lsystemd)
+DL_LIBS ?=
 
 WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 ALL_CFLAGS = -std=c99 -fPIC $(WARN) $(CFLAGS) $(LUA_CFLAGS) $(SD_CFLAGS) $(EXTRA_CFLAGS)
 
 B ?= build
-ENGINE = log journal loop restart proctitle notify sockets manager mgr_sockets readiness worker lcall lcotylua
+ENGINE = log sdlib journal loop restart proctitle notify sockets manager mgr_sockets readiness worker lcall lcotylua
 ENGINE_OBJS = $(ENGINE:%=$(B)/obj/%.o)
 BIN = $(B)/bin/cotylua
 MOD = $(B)/lib/cotylua/core.so
@@ -59,13 +61,13 @@ $(B)/obj/embedded.o: $(B)/obj/embedded.c
 
 $(BIN): $(ENGINE_OBJS) $(B)/obj/main.o $(B)/obj/embedded.o
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) $(LDFLAGS) -o $@ $^ $(LUA_LIBS) $(SD_LIBS) -lm
+	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) $(LDFLAGS) -o $@ $^ $(LUA_LIBS) $(DL_LIBS) -lm
 
 # -z nodelete: the module holds process-wide state (titles, environ,
 # the manager), so lua_close must not unmap it.
 $(MOD): $(ENGINE_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(LIBFLAG) $(CFLAGS) $(EXTRA_CFLAGS) $(LDFLAGS) -Wl,-z,nodelete -o $@ $^ $(SD_LIBS) -lm
+	$(CC) $(LIBFLAG) $(CFLAGS) $(EXTRA_CFLAGS) $(LDFLAGS) -Wl,-z,nodelete -o $@ $^ $(DL_LIBS) -lm
 
 $(SPEC_HELPER): spec/support/proc.c
 	@mkdir -p $(@D)
@@ -73,7 +75,7 @@ $(SPEC_HELPER): spec/support/proc.c
 
 $(B)/test/%: test/%.c $(ENGINE_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(ENGINE_OBJS) $(LUA_LIBS) $(SD_LIBS) -lm
+	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(ENGINE_OBJS) $(LUA_LIBS) $(DL_LIBS) -lm
 
 demo: deps all
 	$(BIN) examples/services.lua

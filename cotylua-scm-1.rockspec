@@ -40,7 +40,6 @@ build = {
     LUA_INCDIR = "$(LUA_INCDIR)",
     LUA = "$(LUA)",
     SD_CFLAGS = "-I$(LIBSYSTEMD_INCDIR)",
-    SD_LIBS = "-L$(LIBSYSTEMD_LIBDIR) -lsystemd",
   },
   install_variables = {
     PREFIX = "$(PREFIX)",

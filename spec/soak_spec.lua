@@ -21,14 +21,18 @@ describe("soak", function()
     local TOTAL, WARM = 10000, 200
     p = H.run_app(([[
 local S = { name = "ephemeral", restart = { interval = 0 } }
-function S:run() os.exit(0) end
+local calm = false -- set in the manager at the end: workers forked after it stay up
+function S:run()
+  if calm then ev("calm") cotylua.sleep(1e9) end
+  os.exit(0)
+end
 local m = cotylua.manager()
 m:add(S, { workers = 2 })
 local deaths = 0
 m:register_hooks({ on_dead_worker = function(s, w, code)
   deaths = deaths + 1
   if deaths == %d or deaths == %d then ev("deaths %%d", deaths) end
-  if deaths == %d then m:reconfigure(1, 1) end
+  if deaths == %d then calm = true end
 end })
 return m
 ]]):format(WARM, TOTAL, TOTAL))
@@ -40,6 +44,7 @@ return m
     -- the Lua heap of the hooks may settle a few pages higher; a leak of
     -- even 32 bytes a death would add over 300 KiB
     assert.is_true(rss1 - rss0 <= 128, ("RSS grew from %d to %d KiB"):format(rss0, rss1))
+    H.wait_until(function() return p:count_events("^calm$") == 2 end, 5, "2 calm workers")
     assert.are.equal(0, H.zombies_of(p.pid))
     assert(p:kill("TERM"))
     assert.are.same({ code = 0 }, p:wait(10))

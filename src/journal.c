@@ -11,9 +11,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include <systemd/sd-journal.h>
-
 #include "log.h"
+#include "sdlib.h"
 
 static const int priorities[] = {7, 6, 4, 3}; /* debug, info, warning, error */
 
@@ -70,7 +69,7 @@ int coty_journal_send(int level, const char *procname, const struct coty_log_sub
     }
     if (s && s->has_exit_code)
         field(iov, &n, bufs[6], sizeof bufs[6], "COTYLUA_EXIT_CODE=%d", s->exit_code);
-    n = sd_journal_sendv(iov, n);
+    n = coty_sd_journal_sendv(iov, n);
     free(message);
     return n < 0 ? -1 : 0;
 }

@@ -11,9 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <systemd/sd-daemon.h>
-
 #include "log.h"
+#include "sdlib.h"
 
 static int enabled;
 static uint64_t watchdog_usec;
@@ -25,7 +24,7 @@ void coty_notify_init(void)
     uint64_t usec = 0;
 
     enabled = sock && *sock;
-    if (enabled && sd_watchdog_enabled(0, &usec) > 0)
+    if (enabled && coty_sd_watchdog_enabled(0, &usec) > 0)
         watchdog_usec = usec;
     last_status[0] = '\0';
 }
@@ -44,7 +43,7 @@ void coty_notify(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    r = sd_notify(0, buf);
+    r = coty_sd_notify(0, buf);
     if (r < 0)
         coty_debug("sd_notify(%s) failed: %s", buf, strerror(-r));
 }

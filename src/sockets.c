@@ -21,6 +21,8 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "sdlib.h"
+
 #include "log.h"
 
 #define BACKLOG 511
@@ -170,7 +172,7 @@ fail:
 
 static void read_activation(void)
 {
-    int n = sd_listen_fds_with_names(1, &names);
+    int n = getenv("LISTEN_FDS") ? coty_sd_listen_fds_with_names(1, &names) : 0;
 
     nactivated = n > 0 ? n : 0;
     taken = nactivated ? calloc((size_t)nactivated, sizeof *taken) : NULL;
@@ -188,9 +190,9 @@ static int matches(int i, const char *spec, const char *name, const struct coty_
     if (fdname && (!strcmp(fdname, spec) || !strcmp(fdname, name)))
         return 1;
     if (a->family == AF_UNIX)
-        return sd_is_socket_unix(fd, SOCK_STREAM, 1,
+        return coty_sd_is_socket_unix(fd, SOCK_STREAM, 1,
                                  ((const struct sockaddr_un *)&a->sa)->sun_path, 0) > 0;
-    return sd_is_socket_sockaddr(fd, SOCK_STREAM, (const struct sockaddr *)&a->sa,
+    return coty_sd_is_socket_sockaddr(fd, SOCK_STREAM, (const struct sockaddr *)&a->sa,
                                  a->len, 1) > 0;
 }
 
