@@ -157,6 +157,34 @@ return m
     stop()
   end)
 
+  it("gives self.sockets in listen order for a list of addresses", function()
+    local port = free_port()
+    local dir = H.tmpdir()
+    local path = dir .. "/two.sock"
+    p = H.run_app(([[
+local S = { name = "two", listen = { "tcp://127.0.0.1:%d", "unix:%s" } }
+function S:run()
+  ev("run %%d %%s", cotylua.getpid(), table.concat(self.sockets, " "))
+  for i, fd in ipairs(self.sockets) do cotylua.wait(fd, "r") ev("ready %%d", i) end
+  cotylua.sleep(1e9)
+end
+local m = cotylua.manager()
+m:add(S)
+return m
+]]):format(port, path), "binary", { dir = dir })
+    local pid, a, b = p:wait_event("^run (%d+) (%d+) (%d+)$")
+    assert.truthy(socket_inode(tonumber(pid), tonumber(a)))
+    assert.truthy(socket_inode(tonumber(pid), tonumber(b)))
+    local tcp = assert(socket.connect("127.0.0.1", port))
+    p:wait_event("^ready 1$")
+    local ux = assert(socket_unix())
+    assert(ux:connect(path))
+    p:wait_event("^ready 2$")
+    tcp:close()
+    ux:close()
+    stop()
+  end)
+
   it("listens on a unix socket, takes over a stale socket file and removes it at the end", function()
     local dir = H.tmpdir()
     local path = dir .. "/echo.sock"

@@ -336,12 +336,6 @@ static int l_sockets(lua_State *L)
     return 1;
 }
 
-static int l_is_worker(lua_State *L)
-{
-    lua_pushboolean(L, coty_worker_active());
-    return 1;
-}
-
 /* ---- logging ---------------------------------------------------------- */
 
 static enum coty_level check_level(lua_State *L, int arg)
@@ -382,7 +376,6 @@ static const luaL_Reg funcs[] = {
     {"stopping", l_stopping},
     {"now", l_now},
     {"getpid", l_getpid},
-    {"is_worker", l_is_worker},
     {"sockets", l_sockets},
     {"co_enter", l_co_enter},
     {"co_leave", l_co_leave},

@@ -71,19 +71,11 @@ void coty_mgr_destroy(void)
     memset(&M, 0, sizeof M);
 }
 const struct coty_mgr_conf *coty_mgr_conf(void) { return &M.conf; }
-int coty_mgr_service_count(void) { return M.nsvcs; }
 int coty_mgr_running(void) { return M.state >= M_RUNNING && M.state < M_DONE; }
 
 static struct service *service(int id)
 {
     return id >= 1 && id <= M.nsvcs ? M.svcs[id - 1] : NULL;
-}
-
-const struct coty_service_conf *coty_mgr_service(int id)
-{
-    struct service *svc = service(id);
-
-    return svc ? &svc->conf : NULL;
 }
 
 static void service_free(struct service *svc)

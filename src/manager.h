@@ -62,9 +62,6 @@ const struct coty_mgr_conf *coty_mgr_conf(void);
 int coty_mgr_add(const struct coty_service_conf *conf, char *err, size_t errlen);
 /* Sets a service's worker count, also while running. -1 (ENOENT, EINVAL). */
 int coty_mgr_reconfigure(int service_id, int workers);
-int coty_mgr_service_count(void);
-/* The service's settings, or NULL for an unknown id. */
-const struct coty_service_conf *coty_mgr_service(int service_id);
 
 /* Starts the workers and supervises them until the manager stops. Returns
  * 0 after a graceful stop, 1 after a fast one (SIGINT, timeout), -1 when

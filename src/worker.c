@@ -51,7 +51,6 @@ static const char *stage = "init"; /* for the message of an error in the worker 
 static const int *sockets;      /* the service's listening sockets */
 static int nsockets;
 
-int coty_worker_active(void) { return phase != P_NONE; }
 int coty_worker_stopping(void) { return got_term != 0; }
 
 const int *coty_worker_sockets(int *n)

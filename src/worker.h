@@ -22,8 +22,6 @@
 void coty_worker_main(lua_State *L, const struct coty_worker_info *info, int start)
     __attribute__((noreturn));
 
-/* True in a worker process. */
-int coty_worker_active(void);
 /* True once this worker was asked to terminate. */
 int coty_worker_stopping(void);
 /* The listening sockets of this worker's service (n of them). */
