@@ -7,8 +7,11 @@
  *                     |                               |
  *                     +----------SIGINT--------------+--timeout--> KILLING --all reaped--> DONE
  *
- * Signals are read from a signalfd, never handled in a handler. After each
- * batch of events, reconcile() compares what runs with what is wanted:
+ * This file holds the services and their worker slots: spawn, reap,
+ * respawn and reconcile; mgr_run.c holds the loop, the signals, the stops
+ * and reload. Signals are read from a signalfd, never handled in a
+ * handler. After each batch of events, mgr_reconcile() compares what runs
+ * with what is wanted:
  * it forks missing workers (unless their slot waits out a restart delay)
  * and stops the ones above a lowered worker count. Nothing here sleeps:
  * delays are timers in the loop, so the manager answers signals at once
@@ -22,25 +25,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "loop.h"
 #include "mgr.h"
-#include "notify.h"
-#include "proctitle.h"
 
-#define FAST_KILL_DELAY 1.0 /* SIGINT, then SIGKILL to what is left */
+
 #define KILL_MARGIN 1.0     /* past a worker's own graceful timeout */
 
 struct coty_mgr M;
 
-static void reconcile(void);
+void mgr_reconcile(void);
 
-static void fast_stop(const char *why);
 static void slot_free(struct slot *s);
 static void service_free(struct service *svc);
 
@@ -127,7 +125,7 @@ static double worker_timeout(const struct service *svc)
 
 static void on_slot_timer(void *ud)
 {
-    (void)ud; /* reconcile() after the loop turn does the work */
+    (void)ud; /* mgr_reconcile() after the loop turn does the work */
 }
 
 static void on_kill_timer(void *ud)
@@ -184,7 +182,7 @@ static int grow_slots(struct service *svc, int n)
 }
 
 /* Calls fn on every slot, in service order then worker id order. */
-static void each_slot(void (*fn)(struct slot *))
+void mgr_each_slot(void (*fn)(struct slot *))
 {
     for (int i = 0; i < M.nsvcs; i++)
         for (int w = 0; w < M.svcs[i]->nslots; w++)
@@ -263,7 +261,7 @@ static void spawn(struct slot *s)
     coty_debug("started %s worker(%d) [pid %d]", s->svc->conf.name, s->wid, (int)pid);
 }
 
-static void stop_worker(struct slot *s)
+void mgr_stop_worker(struct slot *s)
 {
     double timeout = worker_timeout(s->svc);
 
@@ -308,7 +306,7 @@ static void after_death(struct slot *s, int code, double uptime)
         throttle(s, delay, "died");
 }
 
-static void reaped(struct slot *s, int status)
+void mgr_reaped(struct slot *s, int status)
 {
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
     double uptime = coty_now() - s->started;
@@ -323,7 +321,7 @@ static void reaped(struct slot *s, int status)
         after_death(s, code, uptime);
 }
 
-static void reap(void)
+void mgr_reap(void)
 {
     for (;;) {
         int status;
@@ -334,7 +332,7 @@ static void reap(void)
             return;
         s = mgr_slot_by_pid(pid);
         if (s)
-            reaped(s, status);
+            mgr_reaped(s, status);
         else
             coty_debug("reaped process %d, not a worker", (int)pid);
     }
@@ -358,7 +356,7 @@ static void reconcile_service(struct service *svc)
             if (!s->pid && !coty_timer_armed(&s->respawn))
                 spawn(s);
         } else if (s && s->pid && !s->stopping) {
-            stop_worker(s);
+            mgr_stop_worker(s);
         } else if (s && !s->pid) {
             slot_free(s);
             svc->slots[w] = NULL;
@@ -366,7 +364,7 @@ static void reconcile_service(struct service *svc)
     }
 }
 
-static void reconcile(void)
+void mgr_reconcile(void)
 {
     if (M.state != M_RUNNING)
         return;
@@ -374,106 +372,10 @@ static void reconcile(void)
         reconcile_service(M.svcs[i]);
 }
 
-/* ---- stop and reload ------------------------------------------------ */
-
-static void check_done(void)
-{
-    if ((M.state == M_STOPPING || M.state == M_KILLING) && M.live == 0)
-        M.state = M_DONE;
-}
-
-static void stop_slot(struct slot *s)
-{
-    coty_timer_stop(M.loop, &s->respawn);
-    if (s->pid && !s->stopping)
-        stop_worker(s);
-}
-
-static void interrupt_slot(struct slot *s)
-{
-    coty_timer_stop(M.loop, &s->respawn);
-    coty_timer_stop(M.loop, &s->kill);
-    if (s->pid)
-        kill(s->pid, SIGINT);
-}
-
-static void kill_slot(struct slot *s)
-{
-    if (s->pid)
-        kill(s->pid, SIGKILL);
-}
-
-static void on_stop_timer(void *ud)
-{
-    (void)ud;
-    if (M.state == M_STOPPING) {
-        char why[96];
-        snprintf(why, sizeof why, "graceful shutdown timeout (%g s) exceeded",
-                 M.conf.graceful_timeout);
-        fast_stop(why);
-    } else if (M.state == M_KILLING) {
-        coty_warning("%d worker%s still alive %g s after SIGINT; sending SIGKILL",
-                     PLURAL(M.live), FAST_KILL_DELAY);
-        each_slot(kill_slot);
-    }
-}
-
-static void begin_stop(const char *why)
-{
-    if (M.state != M_RUNNING)
-        return;
-    M.state = M_STOPPING;
-    coty_info("%s: stopping %d worker%s", why, PLURAL(M.live));
-    M.ops->on_terminate(M.ud);
-    each_slot(stop_slot);
-    if (M.conf.graceful_timeout > 0) {
-        coty_timer_start(M.loop, &M.stop_timer, M.conf.graceful_timeout);
-        M.stop_deadline = coty_now() + M.conf.graceful_timeout;
-    }
-    mgr_notify_stopping();
-    check_done();
-}
-
-static void fast_stop(const char *why)
-{
-    M.state = M_KILLING;
-    M.status = 1;
-    coty_warning("%s: interrupting %d worker%s", why, PLURAL(M.live));
-    each_slot(interrupt_slot);
-    coty_timer_start(M.loop, &M.stop_timer, FAST_KILL_DELAY);
-    check_done();
-}
-
-static void hup_slot(struct slot *s)
-{
-    if (s->pid && !s->stopping)
-        kill(s->pid, SIGHUP);
-}
-
-static void reset_slot(struct slot *s)
+void mgr_reset_slot(struct slot *s)
 {
     coty_restart_reset(&s->throttle);
     coty_timer_stop(M.loop, &s->respawn);
-}
-
-/* Workers without reload() stop and restart: not ready until they are back. */
-static void unready_slot(struct slot *s)
-{
-    if (!s->svc->conf.has_reload)
-        s->ready = 0;
-}
-
-static void reload(void)
-{
-    coty_info("SIGHUP: reloading %d worker%s", PLURAL(M.live));
-    mgr_notify_reloading();
-    M.ops->on_reload(M.ud);
-    if (M.state != M_RUNNING)
-        return;
-    each_slot(hup_slot);
-    each_slot(unready_slot);
-    each_slot(reset_slot);
-    mgr_check_ready();
 }
 
 void coty_mgr_shutdown(void) { M.shutdown_asked = 1; }
@@ -493,182 +395,7 @@ int coty_mgr_reconfigure(int id, int workers)
     svc->conf.workers = workers;
     for (int w = 0; w < svc->nslots; w++)
         if (svc->slots[w])
-            reset_slot(svc->slots[w]);
+            mgr_reset_slot(svc->slots[w]);
     return 0;
 }
 
-/* ---- signals and the run loop --------------------------------------- */
-
-static void on_signal(int sig)
-{
-    switch (sig) {
-    case SIGCHLD:
-        reap();
-        check_done();
-        break;
-    case SIGTERM:
-        if (M.state == M_RUNNING)
-            begin_stop("SIGTERM");
-        else
-            coty_info("SIGTERM: already stopping");
-        break;
-    case SIGINT:
-        if (M.state < M_KILLING)
-            fast_stop("SIGINT");
-        break;
-    case SIGHUP:
-        if (M.state == M_RUNNING)
-            reload();
-        else
-            coty_info("SIGHUP: ignored while stopping");
-        break;
-    default:
-        coty_debug("%s: ignored", strsignal(sig));
-    }
-}
-
-static void on_sigfd(void *ud, int fd, uint32_t events)
-{
-    struct signalfd_siginfo si;
-
-    (void)ud;
-    (void)events;
-    while (read(fd, &si, sizeof si) == (ssize_t)sizeof si)
-        on_signal((int)si.ssi_signo);
-}
-
-static void managed_signals(sigset_t *set)
-{
-    sigemptyset(set);
-    sigaddset(set, SIGCHLD);
-    sigaddset(set, SIGTERM);
-    sigaddset(set, SIGINT);
-    sigaddset(set, SIGHUP);
-    sigaddset(set, SIGUSR1);
-    sigaddset(set, SIGUSR2);
-}
-
-/* Blocks the signals the manager reads and opens the loop. */
-static int setup(void)
-{
-    struct sigaction ign = {.sa_handler = SIG_IGN}, dfl = {.sa_handler = SIG_DFL};
-    sigset_t set;
-
-    managed_signals(&set);
-    sigprocmask(SIG_BLOCK, &set, &M.oldmask);
-    sigaction(SIGPIPE, &ign, &M.oldpipe);
-    /* An ignored SIGCHLD (inherited from whoever started us) would make
-     * the kernel reap the workers before waitpid() sees them. */
-    sigaction(SIGCHLD, &dfl, &M.oldchld);
-    M.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (M.sigfd < 0) {
-        coty_error("signalfd() failed: %s", strerror(errno));
-        return -1;
-    }
-    M.loop = coty_loop_new();
-    if (!M.loop || coty_loop_add_fd(M.loop, M.sigfd, EPOLLIN, on_sigfd, NULL) < 0) {
-        coty_error("cannot create the event loop: %s", strerror(errno));
-        return -1;
-    }
-    coty_timer_init(&M.stop_timer, on_stop_timer, NULL);
-    return mgr_readiness_setup();
-}
-
-/* Undoes setup(): signals pending now were meant for a manager that is
- * done, so they are drained before the mask is restored. */
-static void teardown(void)
-{
-    struct signalfd_siginfo si;
-
-    if (M.sigfd >= 0) {
-        while (read(M.sigfd, &si, sizeof si) == (ssize_t)sizeof si)
-            ;
-        close(M.sigfd);
-        M.sigfd = -1;
-    }
-    mgr_readiness_teardown();
-    for (int i = 0; i < M.nsvcs; i++) {
-        struct service *svc = M.svcs[i];
-        for (int w = 0; w < svc->nslots; w++)
-            if (svc->slots[w])
-                mgr_slot_sockets_close(svc->slots[w]);
-        mgr_sockets_close(svc, 1);
-    }
-    coty_loop_free(M.loop);
-    M.loop = NULL;
-    sigaction(SIGPIPE, &M.oldpipe, NULL);
-    sigaction(SIGCHLD, &M.oldchld, NULL);
-    sigprocmask(SIG_SETMASK, &M.oldmask, NULL);
-}
-
-/* The loop is gone: SIGKILL what is left and wait for it, so that no
- * worker outlives run(). */
-static void reap_all_blocking(void)
-{
-    each_slot(kill_slot);
-    while (M.live > 0) {
-        int status;
-        pid_t pid = waitpid(-1, &status, 0);
-        struct slot *s;
-
-        if (pid < 0 && errno == EINTR)
-            continue;
-        if (pid < 0)
-            break;
-        if ((s = mgr_slot_by_pid(pid)))
-            reaped(s, status);
-    }
-}
-
-static void set_title(void)
-{
-    char title[600];
-
-    coty_log_set_procname("master");
-    if (coty_proctitle_init() < 0)
-        return;
-    snprintf(title, sizeof title, "cotylua: master process [%s]",
-             coty_proctitle_original());
-    coty_proctitle_set(title);
-}
-
-int coty_mgr_run(const struct coty_mgr_ops *ops, void *ud)
-{
-    if (M.state != M_READY) {
-        errno = M.state == M_NONE ? ENOENT : EBUSY;
-        return -1;
-    }
-    M.ops = ops;
-    M.ud = ud;
-    M.pid = getpid();
-    set_title();
-    if (setup() < 0) {
-        int saved = errno;
-        teardown();
-        errno = saved;
-        return -1;
-    }
-    coty_sock_close_unused();
-    M.state = M_RUNNING;
-    coty_info("starting %d service%s", PLURAL(M.nsvcs));
-    while (M.state != M_DONE) {
-        if (M.shutdown_asked)
-            begin_stop("shutdown()");
-        reconcile();
-        check_done();
-        if (M.state == M_DONE)
-            break;
-        mgr_update_status();
-        if (coty_loop_run_once(M.loop, -1) < 0) {
-            coty_error("epoll_wait() failed: %s", strerror(errno));
-            if (M.state == M_KILLING) {
-                reap_all_blocking();
-                break;
-            }
-            fast_stop("event loop failure");
-        }
-    }
-    teardown();
-    coty_info("stopped");
-    return M.status;
-}

@@ -74,7 +74,14 @@ struct coty_mgr {
 
 extern struct coty_mgr M;
 
+/* manager.c: services and slots */
 struct slot *mgr_slot_by_pid(pid_t pid);
+void mgr_each_slot(void (*fn)(struct slot *));
+void mgr_reconcile(void);
+void mgr_reap(void);
+void mgr_reaped(struct slot *s, int status);
+void mgr_stop_worker(struct slot *s);
+void mgr_reset_slot(struct slot *s);
 
 /* mgr_sockets.c: the listening sockets of services and slots. */
 int mgr_sockets_open(struct service *svc, const struct coty_service_conf *conf, char *err,

@@ -1,0 +1,294 @@
+/*
+ * mgr_run.c - the manager's run loop: signals read from a signalfd, the
+ * graceful and the fast stop, reload, and coty_mgr_run() itself. The
+ * services and slots it acts on are manager.c's.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mgr.h"
+#include "proctitle.h"
+
+#define FAST_KILL_DELAY 1.0 /* SIGINT, then SIGKILL to what is left */
+
+static void fast_stop(const char *why);
+
+/* ---- stop and reload ------------------------------------------------ */
+
+static void check_done(void)
+{
+    if ((M.state == M_STOPPING || M.state == M_KILLING) && M.live == 0)
+        M.state = M_DONE;
+}
+
+static void stop_slot(struct slot *s)
+{
+    coty_timer_stop(M.loop, &s->respawn);
+    if (s->pid && !s->stopping)
+        mgr_stop_worker(s);
+}
+
+static void interrupt_slot(struct slot *s)
+{
+    coty_timer_stop(M.loop, &s->respawn);
+    coty_timer_stop(M.loop, &s->kill);
+    if (s->pid)
+        kill(s->pid, SIGINT);
+}
+
+static void kill_slot(struct slot *s)
+{
+    if (s->pid)
+        kill(s->pid, SIGKILL);
+}
+
+static void on_stop_timer(void *ud)
+{
+    (void)ud;
+    if (M.state == M_STOPPING) {
+        char why[96];
+        snprintf(why, sizeof why, "graceful shutdown timeout (%g s) exceeded",
+                 M.conf.graceful_timeout);
+        fast_stop(why);
+    } else if (M.state == M_KILLING) {
+        coty_warning("%d worker%s still alive %g s after SIGINT; sending SIGKILL",
+                     PLURAL(M.live), FAST_KILL_DELAY);
+        mgr_each_slot(kill_slot);
+    }
+}
+
+static void begin_stop(const char *why)
+{
+    if (M.state != M_RUNNING)
+        return;
+    M.state = M_STOPPING;
+    coty_info("%s: stopping %d worker%s", why, PLURAL(M.live));
+    M.ops->on_terminate(M.ud);
+    mgr_each_slot(stop_slot);
+    if (M.conf.graceful_timeout > 0) {
+        coty_timer_start(M.loop, &M.stop_timer, M.conf.graceful_timeout);
+        M.stop_deadline = coty_now() + M.conf.graceful_timeout;
+    }
+    mgr_notify_stopping();
+    check_done();
+}
+
+static void fast_stop(const char *why)
+{
+    M.state = M_KILLING;
+    M.status = 1;
+    coty_warning("%s: interrupting %d worker%s", why, PLURAL(M.live));
+    mgr_each_slot(interrupt_slot);
+    coty_timer_start(M.loop, &M.stop_timer, FAST_KILL_DELAY);
+    check_done();
+}
+
+static void hup_slot(struct slot *s)
+{
+    if (s->pid && !s->stopping)
+        kill(s->pid, SIGHUP);
+}
+
+/* Workers without reload() stop and restart: not ready until they are back. */
+static void unready_slot(struct slot *s)
+{
+    if (!s->svc->conf.has_reload)
+        s->ready = 0;
+}
+
+static void reload(void)
+{
+    coty_info("SIGHUP: reloading %d worker%s", PLURAL(M.live));
+    mgr_notify_reloading();
+    M.ops->on_reload(M.ud);
+    if (M.state != M_RUNNING)
+        return;
+    mgr_each_slot(hup_slot);
+    mgr_each_slot(unready_slot);
+    mgr_each_slot(mgr_reset_slot);
+    mgr_check_ready();
+}
+
+/* ---- signals and the run loop --------------------------------------- */
+
+static void on_signal(int sig)
+{
+    switch (sig) {
+    case SIGCHLD:
+        mgr_reap();
+        check_done();
+        break;
+    case SIGTERM:
+        if (M.state == M_RUNNING)
+            begin_stop("SIGTERM");
+        else
+            coty_info("SIGTERM: already stopping");
+        break;
+    case SIGINT:
+        if (M.state < M_KILLING)
+            fast_stop("SIGINT");
+        break;
+    case SIGHUP:
+        if (M.state == M_RUNNING)
+            reload();
+        else
+            coty_info("SIGHUP: ignored while stopping");
+        break;
+    default:
+        coty_debug("%s: ignored", strsignal(sig));
+    }
+}
+
+static void on_sigfd(void *ud, int fd, uint32_t events)
+{
+    struct signalfd_siginfo si;
+
+    (void)ud;
+    (void)events;
+    while (read(fd, &si, sizeof si) == (ssize_t)sizeof si)
+        on_signal((int)si.ssi_signo);
+}
+
+static void managed_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGCHLD);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGHUP);
+    sigaddset(set, SIGUSR1);
+    sigaddset(set, SIGUSR2);
+}
+
+/* Blocks the signals the manager reads and opens the loop. */
+static int setup(void)
+{
+    struct sigaction ign = {.sa_handler = SIG_IGN}, dfl = {.sa_handler = SIG_DFL};
+    sigset_t set;
+
+    managed_signals(&set);
+    sigprocmask(SIG_BLOCK, &set, &M.oldmask);
+    sigaction(SIGPIPE, &ign, &M.oldpipe);
+    /* An ignored SIGCHLD (inherited from whoever started us) would make
+     * the kernel reap the workers before waitpid() sees them. */
+    sigaction(SIGCHLD, &dfl, &M.oldchld);
+    M.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (M.sigfd < 0) {
+        coty_error("signalfd() failed: %s", strerror(errno));
+        return -1;
+    }
+    M.loop = coty_loop_new();
+    if (!M.loop || coty_loop_add_fd(M.loop, M.sigfd, EPOLLIN, on_sigfd, NULL) < 0) {
+        coty_error("cannot create the event loop: %s", strerror(errno));
+        return -1;
+    }
+    coty_timer_init(&M.stop_timer, on_stop_timer, NULL);
+    return mgr_readiness_setup();
+}
+
+/* Undoes setup(): signals pending now were meant for a manager that is
+ * done, so they are drained before the mask is restored. */
+static void teardown(void)
+{
+    struct signalfd_siginfo si;
+
+    if (M.sigfd >= 0) {
+        while (read(M.sigfd, &si, sizeof si) == (ssize_t)sizeof si)
+            ;
+        close(M.sigfd);
+        M.sigfd = -1;
+    }
+    mgr_readiness_teardown();
+    for (int i = 0; i < M.nsvcs; i++) {
+        struct service *svc = M.svcs[i];
+        for (int w = 0; w < svc->nslots; w++)
+            if (svc->slots[w])
+                mgr_slot_sockets_close(svc->slots[w]);
+        mgr_sockets_close(svc, 1);
+    }
+    coty_loop_free(M.loop);
+    M.loop = NULL;
+    sigaction(SIGPIPE, &M.oldpipe, NULL);
+    sigaction(SIGCHLD, &M.oldchld, NULL);
+    sigprocmask(SIG_SETMASK, &M.oldmask, NULL);
+}
+
+/* The loop is gone: SIGKILL what is left and wait for it, so that no
+ * worker outlives run(). */
+static void reap_all_blocking(void)
+{
+    mgr_each_slot(kill_slot);
+    while (M.live > 0) {
+        int status;
+        pid_t pid = waitpid(-1, &status, 0);
+        struct slot *s;
+
+        if (pid < 0 && errno == EINTR)
+            continue;
+        if (pid < 0)
+            break;
+        if ((s = mgr_slot_by_pid(pid)))
+            mgr_reaped(s, status);
+    }
+}
+
+static void set_title(void)
+{
+    char title[600];
+
+    coty_log_set_procname("master");
+    if (coty_proctitle_init() < 0)
+        return;
+    snprintf(title, sizeof title, "cotylua: master process [%s]",
+             coty_proctitle_original());
+    coty_proctitle_set(title);
+}
+
+int coty_mgr_run(const struct coty_mgr_ops *ops, void *ud)
+{
+    if (M.state != M_READY) {
+        errno = M.state == M_NONE ? ENOENT : EBUSY;
+        return -1;
+    }
+    M.ops = ops;
+    M.ud = ud;
+    M.pid = getpid();
+    set_title();
+    if (setup() < 0) {
+        int saved = errno;
+        teardown();
+        errno = saved;
+        return -1;
+    }
+    coty_sock_close_unused();
+    M.state = M_RUNNING;
+    coty_info("starting %d service%s", PLURAL(M.nsvcs));
+    while (M.state != M_DONE) {
+        if (M.shutdown_asked)
+            begin_stop("shutdown()");
+        mgr_reconcile();
+        check_done();
+        if (M.state == M_DONE)
+            break;
+        mgr_update_status();
+        if (coty_loop_run_once(M.loop, -1) < 0) {
+            coty_error("epoll_wait() failed: %s", strerror(errno));
+            if (M.state == M_KILLING) {
+                reap_all_blocking();
+                break;
+            }
+            fast_stop("event loop failure");
+        }
+    }
+    teardown();
+    coty_info("stopped");
+    return M.status;
+}
