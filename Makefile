@@ -21,7 +21,7 @@ CC ?= cc
 CFLAGS ?= -O2 -g
 LIBFLAG ?= -shared
 
-DEBS = lua5.4 liblua5.4-dev libsystemd-dev lua-busted lua-socket luarocks systemd pkg-config gcc make valgrind mandoc groff
+DEBS = lua5.4 liblua5.4-dev libsystemd-dev lua-busted lua-socket luarocks systemd pkg-config gcc make valgrind mandoc groff lua-check
 
 ifdef LUA_INCDIR
 LUA_CFLAGS = -I$(LUA_INCDIR)

@@ -1,6 +1,7 @@
 #!/bin/sh
 # tools/check.sh UNIT_TEST... - runs every suite of `make check` and ends
 # with one line "N passed, N failed" (the totals of all of them):
+#   0. luacheck over every Lua file (one test);
 #   1. the C unit tests given as arguments;
 #   2. the busted specs against build/ (the normal build);
 #   3. the functional specs against build-asan/ (ASan + UBSan), where any
@@ -36,6 +37,9 @@ specs() {
     set -- $counts
     add "$1" $(($2 + $3))
 }
+
+echo "== luacheck (settings in .luacheckrc)"
+if luacheck --no-color -q .; then add 1 0; else add 0 1; fi
 
 echo "== C unit tests"
 for t in "$@"; do unit "$t"; done

@@ -24,7 +24,7 @@ local Idle = { name = "idle" }
 
 function Idle:run() report("run", self) end
 function Idle:reload() report("reload", self) end
-function Idle:terminate() end
+function Idle:terminate() end -- luacheck: ignore 212 (nothing to do)
 
 local Crash = { name = "crash" }
 
