@@ -77,8 +77,10 @@ static int move_environ(unsigned long start, unsigned long end)
     for (size_t i = 0; i < count; i++) {
         unsigned long at = (unsigned long)environ[i];
         copy[i] = at >= start && at < end ? (moved[i] = strdup(environ[i])) : environ[i];
-        if (!copy[i])
-            return -1; /* the strings copied so far stay valid */
+        if (!copy[i]) {
+            free(copy); /* environ is left as it was; `moved` keeps the copies */
+            return -1;
+        }
     }
     environ = copy;
     return 0;
