@@ -148,23 +148,6 @@ local function merge_restart(base, over, field, level, where)
   return merged
 end
 
--- A listen address: "tcp://HOST:PORT", "tcp6://[HOST]:PORT" or "unix:PATH".
-local function listen_error(addr)
-  local scheme, rest = addr:match("^(%a[%w]*):(.*)$")
-  if scheme == "unix" then
-    return rest == "" and "an empty path" or nil
-  elseif scheme == "tcp" or scheme == "tcp6" then
-    local host, port = rest:match("^//(.+):(%d+)$")
-    if not host then
-      return "no //HOST:PORT"
-    elseif tonumber(port) < 1 or tonumber(port) > 65535 then
-      return "port " .. port .. " is not 1 to 65535"
-    end
-    return nil
-  end
-  return "expected tcp://HOST:PORT, tcp6://[HOST]:PORT or unix:PATH"
-end
-
 local function check_listen(v, field, level)
   if v == nil then
     return nil
@@ -177,8 +160,8 @@ local function check_listen(v, field, level)
     if type(addr) ~= "string" then
       bad(field .. "[" .. i .. "]", addr, "an address string", level + 1)
     end
-    local why = listen_error(addr)
-    if why then
+    local ok, why = core.parse_listen(addr)
+    if not ok then
       error(format("bad %s: %s: %s", field, show(addr), why), level + 1)
     end
   end

@@ -148,6 +148,13 @@ return m
     assert.are.equal("", H.read(H.events_file(dir)))
   end)
 
+  it("--check refuses an address a run would refuse", function()
+    local st, _, err = run("local m = cotylua.manager()\nm:add({ listen = 'tcp://localhost:80' })\nreturn m\n",
+      { "--check", "services.lua" })
+    assert.are.same({ code = REFUSED }, st)
+    assert.matches('services.lua:%d+: bad service "service1"%.listen: "tcp://localhost:80": "localhost" is not a numeric IPv4 address', err)
+  end)
+
   it("--check refuses a bad file like a run does", function()
     local st, _, err = run("local m = cotylua.manager()\nm:add({}, { workers = 0 })\nreturn m\n",
       { "--check", "services.lua" })

@@ -294,6 +294,21 @@ return m
     assert.are.same({ code = 0 }, p:wait(5))
   end)
 
+  it("keeps SIGPIPE ignored in workers when the services file ignored it (luasocket does)", function()
+    p = H.run_app([[
+require("socket") -- sets SIGPIPE to SIG_IGN in the manager, as network libraries do
+local S = { name = "net" }
+function S:run() ev("run %d", cotylua.getpid()) cotylua.sleep(60) end
+local m = cotylua.manager()
+m:add(S)
+return m
+]])
+    local pid = tonumber(p:wait_event("^run (%d+)$"))
+    assert.are.equal(string.format("%016x", 1 << (13 - 1)), H.proc_status(pid).SigIgn)
+    p:kill("TERM")
+    assert.are.same({ code = 0 }, p:wait(5))
+  end)
+
   it("does not hand NOTIFY_SOCKET to workers", function()
     p = H.run_app([[
 local S = { name = "env" }

@@ -121,6 +121,72 @@ return m
     assert.are.same({ code = 0 }, p:wait(10))
   end)
 
+  local function start_app(body, env)
+    local dir = H.tmpdir()
+    local path = dir .. "/notify.sock"
+    fd = assert(proc.dgram_socket(path))
+    local e = { "NOTIFY_SOCKET=" .. path }
+    for _, kv in ipairs(env or {}) do e[#e + 1] = kv end
+    p = H.run_app(body, "binary", { dir = dir, env = e })
+  end
+
+  it("sends READY when the slots that never got ready are removed by reconfigure", function()
+    start_app([[
+local S = { name = "shrink" }
+function S:init() if self.worker_id == 1 then error("worker 1 cannot start") end end
+local m = cotylua.manager()
+local id = m:add(S, { workers = 2 })
+m:register_hooks({ on_dead_worker = function(s, w) if w == 1 then m:reconfigure(id, 1) end end })
+return m
+]])
+    local ready = expect(fd, "READY=1")
+    assert.matches("MAINPID=", ready)
+    assert(p:kill("TERM"))
+    assert.are.same({ code = 0 }, p:wait(10))
+  end)
+
+  it("sends READY for a manager without services", function()
+    start_app("return cotylua.manager()\n")
+    expect(fd, "READY=1")
+    assert(p:kill("TERM"))
+    assert.are.same({ code = 0 }, p:wait(10))
+  end)
+
+  it("waits for a worker restarted by a SIGHUP that came during its init", function()
+    start_app([[
+local S = { name = "slowinit" }
+function S:init()
+  ev("init start %d", cotylua.getpid())
+  local t = cotylua.now()
+  while cotylua.now() - t < 0.4 do cotylua.sleep(0.05) end
+  ev("init done %d", cotylua.getpid())
+end
+local m = cotylua.manager()
+m:add(S)
+return m
+]])
+    p:wait_event("^init start %d+$")
+    assert(p:kill("HUP"))
+    expect(fd, "READY=1")
+    -- the first worker stopped to be restarted (no reload()); READY waited
+    -- for the second one's init
+    assert.are.equal(2, p:count_events("^init done "))
+    assert(p:kill("TERM"))
+    assert.are.same({ code = 0 }, p:wait(10))
+  end)
+
+  it("sends STOPPING on SIGINT too", function()
+    start_app([[
+local m = cotylua.manager()
+m:add({ name = "x" })
+return m
+]])
+    expect(fd, "READY=1")
+    assert(p:kill("INT"))
+    expect(fd, "STOPPING=1")
+    assert.are.same({ code = 1 }, p:wait(10))
+  end)
+
   it("is silent and makes no wake-up without NOTIFY_SOCKET", function()
     p = H.run_app(APP)
     H.wait_until(function() return p:count_events("^init done ") == 3 end)

@@ -144,6 +144,75 @@ return m
     stop()
   end)
 
+  it("refuses a file whose second address is busy, leaving no unix socket file behind", function()
+    local port = free_port()
+    local busy = assert(socket.bind("127.0.0.1", port))
+    local dir = H.tmpdir()
+    H.app(dir, H.prelude .. ([[
+local m = cotylua.manager()
+m:add({ name = "half", listen = { "unix:%s/a.sock", "tcp://127.0.0.1:%d" } })
+return m
+]]):format(dir, port))
+    for _, argv in ipairs({ { H.bin, "services.lua" }, { H.bin, "--check", "services.lua" } }) do
+      p = H.start{ dir = dir, argv = argv }
+      local st = p:wait(5)
+      if argv[2] == "--check" then
+        assert.are.same({ code = 0 }, st) -- --check binds nothing
+      else
+        assert.are.same({ code = 2 }, st)
+        assert.matches("Address already in use", p:stderr())
+      end
+      assert.is_nil(io.open(dir .. "/a.sock"), "a.sock was left behind")
+    end
+    busy:close()
+  end)
+
+  it("closes the reuseport socket of a slot in backoff: connections are served or refused, never left hanging", function()
+    local port = free_port()
+    p = H.run_app(([[
+local S = { name = "half", listen = "tcp://127.0.0.1:%d", reuseport = true, restart = { burst = 1, delay = 30, max_delay = 30 } }
+function S:init()
+  if self.worker_id == 1 then error("worker 1 never starts") end
+end
+function S:run()
+  local fd = self.sockets[1]
+  ev("run %%d", cotylua.getpid())
+  while true do
+    cotylua.wait(fd, "r")
+    -- accept without luasocket: hand the fd to a tiny shell-free echo
+    local server = require("socket").tcp()
+    server:close()
+    server:setfd(fd)
+    server:listen(16)
+    server:settimeout(0)
+    local c = server:accept()
+    if c then c:send("hi\n") c:close() end
+  end
+end
+local m = cotylua.manager()
+m:add(S, { workers = 2 })
+return m
+]]):format(port))
+    p:wait_event("^run %d+$")
+    H.wait_until(function() return p:stderr():find("half worker%(1%) died 2 times") end, 5, "worker 1 in backoff")
+    local served, refused = 0, 0
+    for _ = 1, 30 do
+      local c, err = socket.connect("127.0.0.1", port)
+      if c then
+        c:settimeout(2)
+        local line, rerr = c:receive("*l")
+        c:close()
+        assert(rerr ~= "timeout", "a connection was left hanging")
+        if line == "hi" then served = served + 1 else refused = refused + 1 end -- reset: refused
+      else
+        assert.matches("refused", err)
+        refused = refused + 1
+      end
+    end
+    assert.is_true(served > 0)
+    stop()
+  end)
+
   it("listens on IPv6 with tcp6://[::1]:PORT", function()
     local port = free_port()
     local dir = H.tmpdir()
@@ -218,6 +287,32 @@ return m
     assert.is_nil(io.open(path), "the socket file was left behind")
   end)
 
+  it("keeps listen order with activated sockets named alike: address first, then name", function()
+    local a, b = free_port(), free_port()
+    local dir = H.tmpdir()
+    H.app(dir, H.prelude .. ([[
+local S = { name = "two", listen = { "tcp://127.0.0.1:%d", "tcp://127.0.0.1:%d" } }
+function S:run()
+  for i, fd in ipairs(self.sockets) do cotylua.wait(fd, "r") ev("ready %%d", i) end
+  cotylua.sleep(1e9)
+end
+local m = cotylua.manager()
+m:add(S)
+return m
+]]):format(a, b))
+    -- passed in the other order, both named after the service
+    p = H.start{ dir = dir, argv = { "systemd-socket-activate", "-l", "127.0.0.1:" .. b, "-l", "127.0.0.1:" .. a,
+      "--fdname=two:two", "-E", "PATH", "-E", "EVENTS", H.bin, "services.lua" } }
+    H.wait_until(function() return p:stderr():find("Listening on", 1, true) end)
+    local ca = assert(socket.connect("127.0.0.1", a))
+    p:wait_event("^ready 1$", 5)
+    local cb = assert(socket.connect("127.0.0.1", b))
+    p:wait_event("^ready 2$", 5)
+    ca:close()
+    cb:close()
+    stop()
+  end)
+
   it("takes the socket systemd-socket-activate passes in, matched by name or by address", function()
     for _, how in ipairs({ "name", "address" }) do
       local port = free_port()
@@ -246,12 +341,15 @@ return m
     local busy = assert(socket.bind("127.0.0.1", port))
     for _, case in ipairs({
       { "tcp://127.0.0.1:" .. port, "cannot listen on tcp://127.0.0.1:" .. port .. ": Address already in use" },
-      { "tcp://127.0.0.1:70000", "port 70000 is not 1 to 65535" },
+      { "tcp://127.0.0.1:" .. port, "cannot listen on tcp://127.0.0.1:" .. port .. ": Address already in use",
+        reuseport = true },
+      { "tcp://127.0.0.1:70000", 'bad port "70000" (1 to 65535)' },
       { "tcp://localhost:80", '"localhost" is not a numeric IPv4 address' },
       { "udp://1.2.3.4:5", "expected tcp://HOST:PORT" },
     }) do
       local dir = H.tmpdir()
-      H.app(dir, H.prelude .. ("local m = cotylua.manager()\nm:add({ name = 'x', listen = %q })\nreturn m\n"):format(case[1]))
+      H.app(dir, H.prelude .. ("local m = cotylua.manager()\nm:add({ name = 'x', listen = %q, reuseport = %s })\nreturn m\n")
+        :format(case[1], tostring(case.reuseport == true)))
       p = H.start{ dir = dir, argv = { H.bin, "services.lua" } }
       assert.are.same({ code = 2 }, p:wait(5))
       local line = select(2, H.prelude:gsub("\n", "")) + 2

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "loop.h"
 #include "manager.h"
+#include "sockets.h"
 #include "worker.h"
 
 static int handlers_ref = LUA_NOREF;
@@ -322,6 +323,22 @@ static int l_co_leave(lua_State *L)
     return lua_gettop(L);
 }
 
+/* parse_listen(addr) -> true, or nil and why: the same parser the manager
+ * binds with, so that --check refuses what a run would refuse. */
+static int l_parse_listen(lua_State *L)
+{
+    struct coty_addr a;
+    char why[160];
+
+    if (coty_sock_parse(luaL_checkstring(L, 1), &a, why, sizeof why) < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, why);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* sockets() -> { fd, ... }: the listening sockets of this worker's service. */
 static int l_sockets(lua_State *L)
 {
@@ -377,6 +394,7 @@ static const luaL_Reg funcs[] = {
     {"now", l_now},
     {"getpid", l_getpid},
     {"sockets", l_sockets},
+    {"parse_listen", l_parse_listen},
     {"co_enter", l_co_enter},
     {"co_leave", l_co_leave},
     {"log", l_log},

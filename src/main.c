@@ -19,6 +19,7 @@
 #include "cotylua.h"
 #include "lcall.h"
 #include "log.h"
+#include "manager.h"
 
 #define EXIT_REFUSED 2
 
@@ -172,10 +173,12 @@ int main(int argc, char **argv)
     lua_pushlightuserdata(L, &o);
     if (coty_lua_call(L, 1, 1) != LUA_OK) {
         fprintf(stderr, "%s\n", lua_tostring(L, -1));
-        fflush(NULL);
-        return EXIT_REFUSED;
+        status = EXIT_REFUSED;
+    } else {
+        status = (int)lua_tointeger(L, -1);
     }
-    status = (int)lua_tointeger(L, -1);
+    /* Sockets a refused file had bound (and their unix socket files) go. */
+    coty_mgr_destroy();
     fflush(NULL);
     /* The state is not closed: closing would run __gc of user objects the
      * workers share, and the process ends here anyway. */

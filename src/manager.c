@@ -81,7 +81,7 @@ static void service_free(struct service *svc)
     for (int w = 0; w < svc->nslots; w++)
         if (svc->slots[w])
             slot_free(svc->slots[w]);
-    mgr_sockets_close(svc, 0);
+    mgr_sockets_close(svc, 1); /* removes the unix socket files it bound */
     free(svc->slots);
     free((char *)svc->conf.name);
     free(svc);
@@ -215,6 +215,7 @@ static void child(struct slot *s)
         .ready_fd = M.ready_fd[1],
         .fds = mgr_worker_fds(s),
         .nfds = s->svc->nlisteners,
+        .sigpipe_ignored = M.oldpipe.sa_handler == SIG_IGN,
     };
 
     mgr_close_foreign_sockets(s);
@@ -227,6 +228,10 @@ static void child(struct slot *s)
 
 static void throttle(struct slot *s, double delay, const char *what)
 {
+    /* A reuseport socket with nobody to accept on it would keep the
+     * connections the kernel hands it: closed (they are refused) until
+     * the slot starts again. */
+    mgr_slot_sockets_close(s);
     coty_timer_start(M.loop, &s->respawn, delay);
     coty_warning("%s worker(%d) %s %d times in %.1f s; next start in %g s",
                  s->svc->conf.name, s->wid, what, s->throttle.deaths,

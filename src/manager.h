@@ -24,6 +24,7 @@ struct coty_worker_info {
     int ready_fd;               /* send the worker's pid here once ready */
     const int *fds;             /* the service's listening sockets */
     int nfds;
+    int sigpipe_ignored;        /* SIGPIPE was ignored before run() */
 };
 
 struct coty_mgr_ops {

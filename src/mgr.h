@@ -38,6 +38,7 @@ struct listener {
     char *spec;                 /* as the user wrote it */
     struct coty_addr addr;
     int activated;              /* handed over by systemd */
+    int bound;                  /* bound here: a unix path to remove at the end */
 };
 
 struct service {

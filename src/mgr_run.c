@@ -83,6 +83,8 @@ static void begin_stop(const char *why)
 
 static void fast_stop(const char *why)
 {
+    if (M.state == M_RUNNING)
+        mgr_notify_stopping();
     M.state = M_KILLING;
     M.status = 1;
     coty_warning("%s: interrupting %d worker%s", why, PLURAL(M.live));
@@ -278,6 +280,7 @@ int coty_mgr_run(const struct coty_mgr_ops *ops, void *ud)
         check_done();
         if (M.state == M_DONE)
             break;
+        mgr_check_ready(); /* slots may have gone (reconfigure) without a report */
         mgr_update_status();
         if (coty_loop_run_once(M.loop, -1) < 0) {
             coty_error("epoll_wait() failed: %s", strerror(errno));

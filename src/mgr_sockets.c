@@ -31,10 +31,15 @@ static int open_listener(struct service *svc, int i, const char *spec, char *err
     if (l->activated) {
         coty_info("%s: listening on %s (socket-activated fd %d)", svc->conf.name, spec,
                   svc->fds[i]);
-    } else if (!svc->conf.reuseport) {
+    } else if (svc->conf.reuseport) {
+        /* The workers bind their own sockets later: find a busy address now. */
+        if (coty_sock_probe(&l->addr) < 0)
+            return snprintf(err, errlen, "cannot listen on %s: %s", spec, strerror(errno)), -1;
+    } else {
         svc->fds[i] = coty_sock_listen(&l->addr, 0);
         if (svc->fds[i] < 0)
             return snprintf(err, errlen, "cannot listen on %s: %s", spec, strerror(errno)), -1;
+        l->bound = 1;
         coty_info("%s: listening on %s", svc->conf.name, spec);
     }
     return 0;
@@ -129,7 +134,7 @@ void mgr_sockets_close(struct service *svc, int unlink_paths)
         if (svc->fds[i] >= 0)
             close(svc->fds[i]);
         svc->fds[i] = -1;
-        if (unlink_paths && !l->activated)
+        if (unlink_paths && l->bound)
             coty_sock_unlink(&l->addr);
         free(l->spec);
     }

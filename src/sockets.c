@@ -129,7 +129,9 @@ static int stale_unix(const struct coty_addr *a)
 
     if (a->family != AF_UNIX || stat(un->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
         return 0;
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    /* Non-blocking: a listener with a full backlog answers EAGAIN at once
+     * (someone is there) instead of making the manager wait. */
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return 0;
     stale = connect(fd, (const struct sockaddr *)&a->sa, a->len) < 0 && errno == ECONNREFUSED;
@@ -170,6 +172,24 @@ fail:
     return -1;
 }
 
+int coty_sock_probe(const struct coty_addr *a)
+{
+    int one = 1, saved, r;
+    int fd = socket(a->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        return -1;
+    r = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (r == 0 && a->family == AF_INET6)
+        r = setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (r == 0)
+        r = bind(fd, (const struct sockaddr *)&a->sa, a->len);
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return r;
+}
+
 static void read_activation(void)
 {
     int n = getenv("LISTEN_FDS") ? coty_sd_listen_fds_with_names(1, &names) : 0;
@@ -182,29 +202,36 @@ static void read_activation(void)
         fcntl(SD_LISTEN_FDS_START + i, F_SETFD, FD_CLOEXEC);
 }
 
-static int matches(int i, const char *spec, const char *name, const struct coty_addr *a)
+static int same_address(int i, const struct coty_addr *a)
 {
     int fd = SD_LISTEN_FDS_START + i;
-    const char *fdname = names ? names[i] : NULL;
 
-    if (fdname && (!strcmp(fdname, spec) || !strcmp(fdname, name)))
-        return 1;
     if (a->family == AF_UNIX)
         return coty_sd_is_socket_unix(fd, SOCK_STREAM, 1,
-                                 ((const struct sockaddr_un *)&a->sa)->sun_path, 0) > 0;
+                                      ((const struct sockaddr_un *)&a->sa)->sun_path, 0) > 0;
     return coty_sd_is_socket_sockaddr(fd, SOCK_STREAM, (const struct sockaddr *)&a->sa,
-                                 a->len, 1) > 0;
+                                      a->len, 1) > 0;
 }
 
+static int same_name(int i, const char *spec, const char *name)
+{
+    const char *fdname = names ? names[i] : NULL;
+
+    return fdname && (!strcmp(fdname, spec) || !strcmp(fdname, name));
+}
+
+/* An activated socket on the entry's own address wins over one that is
+ * only named after it, so that entries keep their order. */
 int coty_sock_activated(const char *spec, const char *name, const struct coty_addr *a)
 {
     if (nactivated < 0)
         read_activation();
-    for (int i = 0; i < nactivated; i++)
-        if (!taken[i] && matches(i, spec, name, a)) {
-            taken[i] = 1;
-            return SD_LISTEN_FDS_START + i;
-        }
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < nactivated; i++)
+            if (!taken[i] && (pass == 0 ? same_address(i, a) : same_name(i, spec, name))) {
+                taken[i] = 1;
+                return SD_LISTEN_FDS_START + i;
+            }
     return -1;
 }
 

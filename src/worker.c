@@ -300,11 +300,15 @@ static void set_handler(int sig, void (*fn)(int))
  * until the end of start-up), notify variables. */
 static void reset_process(const struct coty_worker_info *info)
 {
-    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    struct sigaction dfl = {.sa_handler = SIG_DFL}, ign = {.sa_handler = SIG_IGN};
 
     for (int sig = 1; sig < NSIG; sig++)
         if (sig != SIGKILL && sig != SIGSTOP)
             sigaction(sig, &dfl, NULL);
+    /* The one disposition a worker keeps: an ignored SIGPIPE, as network
+     * libraries set it when the services file loads them (luasocket). */
+    if (info->sigpipe_ignored)
+        sigaction(SIGPIPE, &ign, NULL);
     set_handler(SIGTERM, on_signal);
     set_handler(SIGHUP, on_signal);
     set_handler(SIGALRM, on_timeout);
@@ -364,10 +368,10 @@ static int body(lua_State *L)
     lua_settop(L, 3);
     lua_call(L, 2, 1);
     instance_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    report_ready(ready_fd);
     phase = P_RUN;
     stage = "run";
-    dispatch(L);
+    dispatch(L); /* what came during init; a terminate never reports ready */
+    report_ready(ready_fd);
     lua_pushcfunction(L, method_call);
     lua_pushliteral(L, "run");
     lua_call(L, 1, 0);
