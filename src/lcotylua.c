@@ -25,44 +25,59 @@
 #include "worker.h"
 
 static int handlers_ref = LUA_NOREF;
+static int worker_ref = LUA_NOREF;
 static int check_mode;
 
 /* ---- manager events -> Lua handlers ---------------------------------- */
 
-/* Calls handlers[name] with the nargs values on the stack top. */
-static void handler(lua_State *L, const char *name, int nargs)
+/* handlers[name](...), with name a light userdata (a C string). Runs
+ * protected: nothing that can raise happens outside it. */
+static int call_handler(lua_State *L)
 {
-    luaL_checkstack(L, 4, "calling a cotylua handler");
+    int nargs = lua_gettop(L) - 1;
+
     lua_rawgeti(L, LUA_REGISTRYINDEX, handlers_ref);
-    lua_getfield(L, -1, name);
-    lua_remove(L, -2);
-    lua_insert(L, -(nargs + 1));
-    if (coty_lua_call(L, nargs, 0) != LUA_OK) {
+    lua_getfield(L, -1, lua_touserdata(L, 1));
+    lua_replace(L, 1);
+    lua_pop(L, 1);
+    lua_call(L, nargs, 0);
+    return 0;
+}
+
+/* Calls handlers[name] with up to three integer arguments. Called from the
+ * manager's loop, so no Lua error may escape (lua_checkstack, light
+ * userdata and integers never raise). */
+static void handler(lua_State *L, const char *name, const lua_Integer *args, int nargs)
+{
+    if (!lua_checkstack(L, nargs + 4)) {
+        coty_error("no Lua stack left to call the %s handler", name);
+        return;
+    }
+    lua_pushcfunction(L, call_handler);
+    lua_pushlightuserdata(L, (void *)name);
+    for (int i = 0; i < nargs; i++)
+        lua_pushinteger(L, args[i]);
+    if (coty_lua_call(L, nargs + 1, 0) != LUA_OK) {
         coty_error("error in the %s handler: %s", name, lua_tostring(L, -1));
         lua_pop(L, 1);
     }
 }
 
-static void on_terminate(void *ud) { handler(ud, "terminate", 0); }
-static void on_reload(void *ud) { handler(ud, "reload", 0); }
+static void on_terminate(void *ud) { handler(ud, "terminate", NULL, 0); }
+static void on_reload(void *ud) { handler(ud, "reload", NULL, 0); }
 
 static void on_dead(void *ud, int sid, int wid, int code)
 {
-    lua_State *L = ud;
+    const lua_Integer args[3] = {sid, wid, code};
 
-    luaL_checkstack(L, 3, "calling a cotylua handler");
-    lua_pushinteger(L, sid);
-    lua_pushinteger(L, wid);
-    lua_pushinteger(L, code);
-    handler(L, "dead", 3);
+    handler(ud, "dead", args, 3);
 }
 
 static void on_worker(void *ud, const struct coty_worker_info *info)
 {
     lua_State *L = ud;
 
-    lua_rawgeti(L, LUA_REGISTRYINDEX, handlers_ref);
-    lua_getfield(L, -1, "worker");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, worker_ref);
     coty_worker_main(L, info, -1);
 }
 
@@ -220,6 +235,10 @@ static int l_run(lua_State *L)
 
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
+    luaL_unref(L, LUA_REGISTRYINDEX, worker_ref);
+    if (lua_getfield(L, 1, "worker") != LUA_TFUNCTION)
+        return luaL_argerror(L, 1, "no worker function");
+    worker_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     luaL_unref(L, LUA_REGISTRYINDEX, handlers_ref);
     handlers_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     status = coty_mgr_run(&ops, L);
