@@ -77,8 +77,9 @@ $(B)/test/%: test/%.c $(ENGINE_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(ENGINE_OBJS) $(LUA_LIBS) $(DL_LIBS) -lm
 
+# Ctrl-C stops the manager at once, with status 1: that is the demo's end.
 demo: deps all
-	$(BIN) examples/services.lua
+	$(BIN) examples/services.lua || test $$? = 1
 
 # The whole suite: C unit tests, the specs against the normal build, then
 # the specs against an ASan/UBSan build. Ends with "N passed, N failed".
