@@ -3,7 +3,7 @@
 -- Two services: "heavy" with two workers that do a unit of work every
 -- second, and "light" with one worker that reports how long it has been
 -- up. Run it with `cotylua examples/services.lua` (or `make demo`), then
--- look at it with `ps -o pid,args --forest -g $(pgrep -o cotylua)`:
+-- look at it with `M=$(pgrep -f 'cotylua: master'); ps -o pid,args --forest -p $M --ppid $M`:
 --
 --   kill -HUP  <master>   heavy reloads in place; light has no reload(), so
 --                         it is stopped gracefully and started again

@@ -200,6 +200,7 @@ local Manager = {}
 Manager.__index = Manager
 
 local HOOKS = { on_terminate = true, on_reload = true, on_new_worker = true, on_dead_worker = true }
+local LEVELS = { debug = true, info = true, warning = true, warn = true, error = true }
 local MANAGER_OPTS = { graceful_shutdown_timeout = true, restart = true, log_level = true }
 local ADD_OPTS = {
   workers = true, args = true, name = true, graceful_shutdown_timeout = true, restart = true,
@@ -223,15 +224,16 @@ function M.manager(opts)
   check_seconds(timeout, "graceful_shutdown_timeout", 2)
   check_restart(opts.restart, "restart", 2)
   local restart = merge_restart(core.restart_defaults(), opts.restart, "restart", 2)
-  if opts.log_level ~= nil then
-    if type(opts.log_level) ~= "string" or not pcall(core.log_level, opts.log_level) then
-      bad("log_level", opts.log_level, '"debug", "info", "warning" or "error"', 2)
-    end
+  if opts.log_level ~= nil and not LEVELS[opts.log_level] then
+    bad("log_level", opts.log_level, '"debug", "info", "warning" or "error"', 2)
   end
   if the_manager then
     error("cotylua.manager: a manager already exists in this process (one per process)", 2)
   end
   core.manager(timeout, restart)
+  if opts.log_level then
+    core.log_level(opts.log_level, true) -- --log-level and COTYLUA_LOG_LEVEL win
+  end
   the_manager = setmetatable({
     graceful_shutdown_timeout = timeout,
     restart = restart,

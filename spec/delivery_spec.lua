@@ -107,6 +107,35 @@ describe("signal delivery", function()
   end)
 end)
 
+describe("cotylua.wait", function()
+  after_each(function() assert.are.equal(0, H.teardown(), "processes were left behind") end)
+
+  it("returns true when ready, false on timeout, and nil, message, errno on a bad fd", function()
+    local dir = H.tmpdir()
+    local fifo = dir .. "/fifo"
+    assert(os.execute("mkfifo " .. fifo))
+    local script = H.write(dir .. "/wait.lua", ([[
+local cotylua = require("cotylua")
+local f = assert(io.open(%q, "r+")) -- fd 3
+local t = cotylua.now()
+print("r", cotylua.wait(3, "r", 0.05), cotylua.now() - t >= 0.05)
+print("w", cotylua.wait(3, "w", 1))
+print("rw", cotylua.wait(3, "rw", 1))
+f:write("x\n") f:flush()
+print("r", cotylua.wait(3, "r"))
+print("bad", cotylua.wait(99, "r", 0.01))
+print(pcall(cotylua.wait, 3, "x"))
+]]):format(fifo))
+    local p = H.start{ dir = dir, lua = true, file = script }
+    assert.are.same({ code = 0 }, p:wait(5), p:stderr())
+    assert.are.equal(table.concat({
+      "r\tfalse\ttrue", "w\ttrue", "rw\ttrue", "r\ttrue",
+      "bad\tnil\tfd 99 is not open\t9",
+      "false\tbad argument #2 to 'cotylua.wait' (mode must be \"r\", \"w\" or \"rw\")",
+    }, "\n") .. "\n", p:stdout())
+  end)
+end)
+
 describe("coroutines under cotylua", function()
   after_each(function() assert.are.equal(0, H.teardown(), "processes were left behind") end)
 

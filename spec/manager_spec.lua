@@ -307,5 +307,23 @@ return m
     err = p:stderr()
     assert.matches("DEBUG talker worker%(0%)%[%d+%]: dbg 1\n", err)
     assert.matches("DEBUG master%[%d+%]: started talker worker%(0%) %[pid %d+%]\n", err)
+
+    -- the manager's log_level option, and the operator's choices above it
+    local quiet = body:gsub("cotylua%.manager%(%)", 'cotylua.manager({ log_level = "error" })')
+    p = H.run_app(quiet)
+    p:wait_event("^run %d+$")
+    stop()
+    assert.is_nil(p:stderr():find("WARNING", 1, true), "log_level = error in the file")
+    p = H.run_app(quiet, "binary", { env = { "COTYLUA_LOG_LEVEL=warning" } })
+    p:wait_event("^run %d+$")
+    stop()
+    assert.matches("WARNING talker worker%(0%)%[%d+%]: warn\n", p:stderr())
+    dir = H.tmpdir()
+    H.app(dir, H.prelude .. quiet)
+    p = H.start{ dir = dir, argv = { H.bin, "--log-level", "debug", "services.lua" },
+      env = { "COTYLUA_LOG_LEVEL=error" } }
+    p:wait_event("^run %d+$")
+    stop()
+    assert.matches("DEBUG talker worker%(0%)%[%d+%]: dbg 1\n", p:stderr())
   end)
 end)

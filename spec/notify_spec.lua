@@ -26,7 +26,9 @@ end
 function S:run() cotylua.sleep(1e9) end
 function S:reload() ev("reload %d", self.worker_id) end
 local Plain = { name = "plain" }
-function Plain:init() ev("plain init %s", tostring(os.getenv("WATCHDOG_USEC"))) end
+function Plain:init()
+  ev("plain init %s %s", tostring(os.getenv("WATCHDOG_USEC")), tostring(os.getenv("WATCHDOG_PID")))
+end
 local m = cotylua.manager()
 m:add(S, { workers = 3 })
 m:add(Plain)
@@ -89,7 +91,7 @@ describe("sd_notify", function()
   end)
 
   it("pings the watchdog at half of WATCHDOG_USEC, from the manager only", function()
-    start({ "WATCHDOG_USEC=200000" })
+    start({ "WATCHDOG_USEC=200000" }) -- no WATCHDOG_PID: for any pid
     expect(fd, "READY=1")
     local t0 = proc.now()
     local pings = 0
@@ -98,7 +100,7 @@ describe("sd_notify", function()
       if msg == "WATCHDOG=1" then pings = pings + 1 end
     end
     assert.is_true(pings >= 8 and pings <= 12, pings .. " pings in 1 s")
-    assert.are.equal(1, p:count_events("^plain init nil$"))
+    assert.are.equal(1, p:count_events("^plain init nil nil$"))
     assert(p:kill("TERM"))
     assert.are.same({ code = 0 }, p:wait(10))
   end)

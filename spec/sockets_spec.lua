@@ -213,6 +213,39 @@ return m
     stop()
   end)
 
+  it("listens on every address with tcp://*:PORT", function()
+    local port = free_port()
+    local dir = H.tmpdir()
+    p = H.start{ dir = dir, file = ECHO, env = { "ECHO_LISTEN=tcp://*:" .. port, "ECHO_WORKERS=1" } }
+    H.wait_until(function() return p:stderr():find("ready: ", 1, true) end)
+    assert.are.same({ "any" }, talk(port, { "any" }))
+    stop()
+  end)
+
+  it("closes a passed-in socket that no listen entry takes; workers never see LISTEN_FDS", function()
+    local port = free_port()
+    local dir = H.tmpdir()
+    H.app(dir, H.prelude .. [[
+local S = { name = "nolisten" }
+function S:run() ev("env %s %s", tostring(os.getenv("LISTEN_FDS")), tostring(os.getenv("LISTEN_FDNAMES"))) end
+local m = cotylua.manager()
+m:add(S)
+return m
+]])
+    p = H.start{ dir = dir, argv = { "systemd-socket-activate", "-l", "127.0.0.1:" .. port, "--fdname=stray",
+      "-E", "PATH", "-E", "EVENTS", H.bin, "services.lua" } }
+    H.wait_until(function() return p:stderr():find("Listening on", 1, true) end)
+    local c = socket.connect("127.0.0.1", port) -- makes it exec cotylua
+    assert.are.equal("nil nil", p:wait_event("^env (.*)$"))
+    assert.matches("socket%-activated fd 3 %(stray%) matches no listen entry; closing it", p:stderr())
+    if c then c:close() end
+    -- closed for good: nobody listens on the port any more
+    local again, err = socket.connect("127.0.0.1", port)
+    assert.is_nil(again)
+    assert.matches("refused", err)
+    stop()
+  end)
+
   it("listens on IPv6 with tcp6://[::1]:PORT", function()
     local port = free_port()
     local dir = H.tmpdir()

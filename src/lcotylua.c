@@ -391,10 +391,17 @@ static int l_log(lua_State *L)
     return 0;
 }
 
+/* log_level([name [, default]]) -> the level's name. With default true,
+ * the level is only a default: --log-level and COTYLUA_LOG_LEVEL win. */
 static int l_log_level(lua_State *L)
 {
-    if (!lua_isnoneornil(L, 1))
-        coty_log_set_level(check_level(L, 1));
+    if (!lua_isnoneornil(L, 1)) {
+        enum coty_level level = check_level(L, 1);
+        if (lua_toboolean(L, 2))
+            coty_log_set_default_level(level);
+        else
+            coty_log_set_level(level);
+    }
     lua_pushstring(L, coty_log_level_name(coty_log_get_level()));
     return 1;
 }

@@ -22,6 +22,7 @@
 #define LINE_MAX_LEN 4096
 
 static enum coty_level min_level = COTY_INFO;
+static int level_chosen; /* by the operator: the services file cannot override it */
 static long utc_offset;
 static char procname[64] = "cotylua";
 static char subject_service[64];
@@ -51,7 +52,7 @@ void coty_log_setup(void)
     coty_log_init("cotylua");
     level = coty_log_parse_level(getenv("COTYLUA_LOG_LEVEL"));
     if (level >= 0)
-        min_level = (enum coty_level)level;
+        coty_log_set_level((enum coty_level)level);
 }
 
 void coty_log_set_procname(const char *name)
@@ -60,7 +61,17 @@ void coty_log_set_procname(const char *name)
         snprintf(procname, sizeof procname, "%s", name);
 }
 
-void coty_log_set_level(enum coty_level level) { min_level = level; }
+void coty_log_set_level(enum coty_level level)
+{
+    min_level = level;
+    level_chosen = 1;
+}
+
+void coty_log_set_default_level(enum coty_level level)
+{
+    if (!level_chosen)
+        min_level = level;
+}
 enum coty_level coty_log_get_level(void) { return min_level; }
 
 const char *coty_log_level_name(enum coty_level level)

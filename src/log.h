@@ -31,7 +31,10 @@ void coty_log_setup(void);
 /* Reads the UTC offset and sets the process name shown in each line. */
 void coty_log_init(const char *procname);
 void coty_log_set_procname(const char *procname);
+/* The operator's choice (--log-level, COTYLUA_LOG_LEVEL): it stands. */
 void coty_log_set_level(enum coty_level level);
+/* The services file's choice: taken unless the operator made one. */
+void coty_log_set_default_level(enum coty_level level);
 enum coty_level coty_log_get_level(void);
 /* Parses "debug", "info", "warning" (or "warn"), "error"; -1 when unknown. */
 int coty_log_parse_level(const char *name);
