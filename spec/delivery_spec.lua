@@ -131,8 +131,9 @@ print(pcall(cotylua.wait, 3, "x"))
     assert.are.equal(table.concat({
       "r\tfalse\ttrue", "w\ttrue", "rw\ttrue", "r\ttrue",
       "bad\tnil\tfd 99 is not open\t9",
-      "false\tbad argument #2 to 'cotylua.wait' (mode must be \"r\", \"w\" or \"rw\")",
-    }, "\n") .. "\n", p:stdout())
+    }, "\n") .. "\n", p:stdout():match("^(.-\n)false\t"))
+    -- (the function's name in the message depends on where Lua finds it)
+    assert.matches("\nfalse\tbad argument #2 to '[%w.]*wait' %(mode must be \"r\", \"w\" or \"rw\"%)\n$", p:stdout())
   end)
 end)
 

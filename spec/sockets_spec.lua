@@ -93,15 +93,21 @@ describe("sockets", function()
     local port = free_port()
     echo(port, 2, { "ECHO_REUSEPORT=" .. reuseport })
     -- a kill every 0.25 s: 4 per worker slot, within the restart burst
-    local t0, served, worst, kills, last_kill = proc.now(), 0, 0, 0, proc.now()
+    local t0, served, lost, worst, kills, last_kill = proc.now(), 0, 0, 0, 0, proc.now()
     local killed = {}
     while proc.now() - t0 < 2 do
       local c0 = proc.now()
       local r, err = talk(port, { "ping" })
-      assert(r, "connection failed: " .. tostring(err))
-      assert.are.equal("ping", r[1])
-      worst = math.max(worst, proc.now() - c0)
-      served = served + 1
+      -- never refused; a connection that a worker accepted in the instant
+      -- it was SIGKILLed is lost with it ("closed"), at most one per kill
+      assert(r or err == "closed", "connection failed: " .. tostring(err))
+      if r then
+        assert.are.equal("ping", r[1])
+        worst = math.max(worst, proc.now() - c0)
+        served = served + 1
+      else
+        lost = lost + 1
+      end
       if proc.now() - last_kill >= 0.25 then
         last_kill = proc.now()
         for _, pid in ipairs(H.children(p.pid)) do
@@ -115,6 +121,7 @@ describe("sockets", function()
       end
     end
     assert.is_true(kills >= 6, "only " .. kills .. " kills")
+    assert.is_true(lost <= kills, ("%d connections lost for %d kills"):format(lost, kills))
     assert.is_true(worst < 0.5, ("a client waited %.3f s"):format(worst))
     stop()
   end)
