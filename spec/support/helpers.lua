@@ -456,7 +456,14 @@ function H.cleanup(dir)
   H.wait_until(function()
     local left = leftovers(dir, pgids)
     for _, p in ipairs(left) do
-      if not killed[p] then killed[p] = true; count = count + 1 end
+      if not killed[p] then
+        killed[p] = true
+        count = count + 1
+        -- say what was left, so that a failure names it
+        local st = H.proc_stat(p) or {}
+        io.stderr:write(("cleanup %s: killing pid %d ppid %s pgrp %s state %s: %s\n"):format(
+          dir, p, tostring(st.ppid), tostring(st.pgrp), tostring(st.state), tostring(H.cmdline(p))))
+      end
       proc.kill(p, "KILL")
     end
     for g in pairs(pgids) do proc.killpg(g, "KILL") end
