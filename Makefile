@@ -43,7 +43,7 @@ ENGINE_OBJS = $(ENGINE:%=$(B)/obj/%.o)
 BIN = $(B)/bin/cotylua
 MOD = $(B)/lib/cotylua/core.so
 SPEC_HELPER = $(B)/spec/proc.so
-UNIT = test_restart test_loop
+UNIT = test_restart test_loop test_log
 
 .PHONY: all demo check unit spec spec-asan install uninstall clean deps
 all: $(BIN) $(MOD) $(SPEC_HELPER)

@@ -1,0 +1,93 @@
+/*
+ * test_log.c - log lines: the hand-made local time stamp against
+ * strftime, levels, truncation, and the signal-safe path.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "unit.h"
+
+/* Runs fn with stderr sent to a pipe; returns what it wrote. */
+static char *capture(void (*fn)(void))
+{
+    static char buf[8192];
+    int p[2], saved = dup(STDERR_FILENO);
+    ssize_t n;
+
+    if (pipe(p) < 0)
+        return NULL;
+    dup2(p[1], STDERR_FILENO);
+    close(p[1]);
+    fn();
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    n = read(p[0], buf, sizeof buf - 1);
+    close(p[0]);
+    buf[n > 0 ? n : 0] = '\0';
+    return buf;
+}
+
+static void write_info(void) { coty_log(COTY_INFO, "hello %d", 42); }
+static void write_debug(void) { coty_log(COTY_DEBUG, "hidden"); }
+static void write_safe(void) { coty_log_safe(COTY_ERROR, "from a handler"); }
+static void write_long(void)
+{
+    static char big[6000];
+    memset(big, 'x', sizeof big - 1);
+    coty_log(COTY_WARNING, "%s", big);
+}
+
+static void line_format(void)
+{
+    char stamp[32], expect[128];
+    time_t now = time(NULL);
+    struct tm tm;
+    char *out = capture(write_info);
+
+    localtime_r(&now, &tm);
+    strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M", &tm);
+    /* the stamp agrees with strftime to the minute (the second may turn) */
+    CHECK(strncmp(out, stamp, strlen(stamp)) == 0);
+    CHECK(out[16] == ':' && out[19] == '.' && out[23] == ' ');
+    snprintf(expect, sizeof expect, " INFO tester[%d]: hello 42\n", (int)getpid());
+    CHECK(strstr(out, expect) != NULL);
+    CHECK(strlen(out) == 23 + strlen(expect));
+}
+
+static void levels(void)
+{
+    CHECK(coty_log_parse_level("debug") == COTY_DEBUG);
+    CHECK(coty_log_parse_level("WARN") == COTY_WARNING);
+    CHECK(coty_log_parse_level("error") == COTY_ERROR);
+    CHECK(coty_log_parse_level("loud") == -1);
+    CHECK(coty_log_parse_level(NULL) == -1);
+    CHECK(strcmp(capture(write_debug), "") == 0);
+    coty_log_set_default_level(COTY_DEBUG); /* the operator chose info: stays */
+    CHECK(coty_log_get_level() == COTY_INFO);
+}
+
+static void safe_and_long(void)
+{
+    char *out = capture(write_safe);
+
+    CHECK(strstr(out, " ERROR tester[") != NULL);
+    CHECK(strstr(out, "]: from a handler\n") != NULL);
+    out = capture(write_long);
+    CHECK(strlen(out) <= 4096 && out[strlen(out) - 1] == '\n');
+    CHECK(strstr(out, "xxxx") != NULL);
+}
+
+int main(void)
+{
+    coty_log_init("tester");
+    coty_log_set_level(COTY_INFO);
+    line_format();
+    levels();
+    safe_and_long();
+    return unit_done("test_log");
+}
