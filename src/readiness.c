@@ -69,12 +69,11 @@ static void on_ready_fd(void *ud, int fd, uint32_t events)
 static void status_line(char *buf, size_t cap)
 {
     size_t pos;
-    int running = 0, wanted = 0;
+    int wanted = 0;
 
     for (int i = 0; i < M.nsvcs; i++)
         wanted += M.svcs[i]->conf.workers;
-    running = M.live;
-    pos = (size_t)snprintf(buf, cap, "%d/%d workers:", running, wanted);
+    pos = (size_t)snprintf(buf, cap, "%d/%d workers:", M.live, wanted);
     for (int i = 0; i < M.nsvcs && pos < cap; i++) {
         struct service *svc = M.svcs[i];
         int up = 0;

@@ -60,20 +60,16 @@ function H.write(path, text)
   return path
 end
 
-function H.read(path)
-  local f = io.open(path, "r")
-  if not f then return "" end
-  local s = f:read("a") or ""
-  f:close()
-  return s
-end
-
 local function read_or_nil(path)
   local f = io.open(path, "r")
   if not f then return nil end
   local s = f:read("a")
   f:close()
   return s
+end
+
+function H.read(path)
+  return read_or_nil(path) or ""
 end
 
 function H.app(dir, lua_source)
