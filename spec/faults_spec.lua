@@ -143,7 +143,8 @@ return m
     local t0 = proc.now()
     assert(proc.kill(pid, "TERM"))
     p:wait_event("^term$", 2)
-    assert.is_true(proc.now() - t0 < 0.2, ("terminate came after %.3f s"):format(proc.now() - t0))
+    -- the reload busy-loops for 10 s: terminate does not wait for it
+    assert.is_true(proc.now() - t0 < 2, ("terminate came after %.3f s"):format(proc.now() - t0))
     p:kill("TERM")
     assert.are.same({ code = 0 }, p:wait(5))
   end)

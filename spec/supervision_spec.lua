@@ -136,7 +136,8 @@ return m
     H.wait_until(function() return p:count_events("^reload start ") == 2 end)
     local t0 = proc.now()
     stop()
-    assert.is_true(proc.now() - t0 < 1)
+    -- the reload would take 30 s: the stop does not wait for it
+    assert.is_true(proc.now() - t0 < 5, ("the stop took %.2f s"):format(proc.now() - t0))
     assert.are.equal(2, p:count_events("^term end "))
     assert.are.equal(0, p:count_events("^reload end "))
   end)
@@ -165,7 +166,8 @@ return m
     local t0 = proc.now()
     assert(p:kill("INT"))
     assert.are.same({ code = 1 }, p:wait(5))
-    assert.is_true(proc.now() - t0 < 0.5)
+    -- "at once": well inside the 30 s that terminate would take
+    assert.is_true(proc.now() - t0 < 2, ("SIGINT took %.2f s"):format(proc.now() - t0))
     assert.are.equal(0, p:count_events("^term end "))
   end)
 
@@ -217,7 +219,8 @@ return m
     local t0 = proc.now()
     assert(p:kill("HUP"))
     H.wait_until(function() return p:count_events("^run ") >= 3 end, 2, "a start right after SIGHUP")
-    assert.is_true(proc.now() - t0 < 1)
+    -- the throttle's delay was 30 s
+    assert.is_true(proc.now() - t0 < 5, ("the start came after %.2f s"):format(proc.now() - t0))
     stop()
   end)
 
@@ -238,7 +241,8 @@ return m
     local t0 = proc.now()
     assert(proc.kill(tonumber(p:wait_event("^trigger (%d+)$")), "KILL"))
     H.wait_until(function() return p:count_events("^run ") >= 3 end, 2, "a start right after reconfigure")
-    assert.is_true(proc.now() - t0 < 1)
+    -- the throttle's delay was 30 s
+    assert.is_true(proc.now() - t0 < 5, ("the start came after %.2f s"):format(proc.now() - t0))
     stop()
   end)
 
