@@ -83,6 +83,12 @@ describe("install", function()
     local st, out = run(src, { "luarocks", "--lua-version=5.4", "--tree=" .. tree, "make" }, {}, 300)
     assert.are.same({ code = 0 }, st, out)
     assert.matches("cotylua scm%-1 is now installed", out)
+    -- the man page where make install puts it: share/man under the prefix
+    local man = {}
+    for _, file in ipairs(files_under(tree)) do
+      if file:find("/cotylua%.1$") then man[#man + 1] = file end
+    end
+    assert.are.same({ "/lib/luarocks/rocks-5.4/cotylua/scm-1/share/man/man1/cotylua.1" }, man)
     local env = {
       "LUA_PATH=" .. tree .. "/share/lua/5.4/?.lua;" .. tree .. "/share/lua/5.4/?/init.lua",
       "LUA_CPATH=" .. tree .. "/lib/lua/5.4/?.so",

@@ -37,8 +37,6 @@
 
 struct coty_mgr M;
 
-void mgr_reconcile(void);
-
 static void slot_free(struct slot *s);
 static void service_free(struct service *svc);
 
