@@ -21,6 +21,7 @@
 #include "log.h"
 #include "loop.h"
 #include "manager.h"
+#include "sdlib.h"
 #include "sockets.h"
 #include "worker.h"
 
@@ -428,9 +429,13 @@ static const luaL_Reg funcs[] = {
     {NULL, NULL},
 };
 
+/* libsystemd missing: a warning, written the signal-safe way as sdlib asks. */
+static void sd_missing(const char *why) { coty_log_safe(COTY_WARNING, why); }
+
 int luaopen_cotylua_core(lua_State *L)
 {
     coty_log_setup();
+    coty_sd_set_report(sd_missing);
     luaL_newlib(L, funcs);
     lua_pushliteral(L, COTYLUA_VERSION);
     lua_setfield(L, -2, "version");
