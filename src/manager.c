@@ -69,7 +69,7 @@ int coty_mgr_add(const struct coty_service_conf *conf, char *err, size_t errlen)
     struct service **svcs, *svc;
     const char *bad = coty_restart_check(&conf->restart);
 
-    if (conf->workers < 1 || bad)
+    if (conf->workers < 1 || conf->workers > COTY_WORKERS_MAX || bad)
         return snprintf(err, errlen, "bad %s", bad ? bad : "workers"), -1;
     svcs = realloc(M.svcs, (size_t)(M.nsvcs + 1) * sizeof *svcs);
     if (!svcs)
@@ -388,7 +388,7 @@ int coty_mgr_reconfigure(int id, int workers)
         errno = ENOENT;
         return -1;
     }
-    if (workers < 1) {
+    if (workers < 1 || workers > COTY_WORKERS_MAX) {
         errno = EINVAL;
         return -1;
     }
