@@ -1,7 +1,6 @@
 -- The command line: --help, --version, --check, and files that are refused
 -- with FILE:LINE: message, a non-zero status and nothing left running.
 local H = require("helpers")
-local proc = H.proc
 
 local REFUSED = 2
 
@@ -39,8 +38,6 @@ local function refused(body, marker, message)
 end
 
 describe("command line", function()
-  setup(function() proc.set_subreaper() end)
-  after_each(function() assert.are.equal(0, H.teardown()) end)
 
   it("prints its version and help", function()
     local st, out = run(nil, { "--version" })
@@ -192,7 +189,6 @@ return m
 end)
 
 describe("man page", function()
-  after_each(function() assert.are.equal(0, H.teardown()) end)
 
   it("lints clean with mandoc and groff, and documents every option of --help", function()
     local page = H.root .. "/doc/cotylua.1"

@@ -4,7 +4,6 @@
 -- checkout. Each installed cotylua checks a file, runs a short lifecycle,
 -- and the module loads from a plain lua5.4 with only that tree on its paths.
 local H = require("helpers")
-local proc = H.proc
 
 local APP = [[
 local cotylua = require("cotylua")
@@ -51,8 +50,6 @@ local function files_under(dir)
 end
 
 describe("install", function()
-  setup(function() proc.set_subreaper() end)
-  after_each(function() assert.are.equal(0, H.teardown(), "processes were left behind") end)
 
   it("make install DESTDIR= PREFIX= installs a working cotylua, and make uninstall removes it #install", function()
     local dest = H.tmpdir()

@@ -93,7 +93,6 @@ io.write("next id\t", m:add({ name = "last" }), "\n")
 end
 
 describe("validation", function()
-  after_each(function() assert.are.equal(0, H.teardown()) end)
 
   it("refuses every wrong type and value with an error naming the field", function()
     local dir = H.tmpdir()
