@@ -1,9 +1,10 @@
 --- cotylua: the public Lua face of the service manager.
 --
 -- The engine (fork, reaping, signals, timers, restart throttle) is the C
--- module cotylua.core; this file validates what users give it, keeps the
--- service tables and hooks, and builds each worker's service instance.
--- It holds no process state of its own: that lives in C.
+-- module cotylua.core; this file owns the rules of what users give it
+-- (every check and every message, see src/lcotylua.c for the choice),
+-- keeps the service tables and hooks, and builds each worker's service
+-- instance. It holds no process state of its own: that lives in C.
 
 local core = require("cotylua.core")
 
@@ -254,6 +255,9 @@ local OPTIONS = {
 for key, row in pairs(core.options()) do
   OPTIONS[key] = { kind = row.kind, default = row.default, engine = true, opts_only = key == "workers" }
 end
+
+-- The table itself, for the specs: a row added to it is a new option.
+M._options = OPTIONS
 
 ---------------------------------------------------------------------------
 -- The manager

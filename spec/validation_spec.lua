@@ -139,4 +139,40 @@ describe("validation", function()
     assert.are.equal(tostring(added), p:stdout():match("services\t(%d+)"))
     assert.are.equal(tostring(added + 1), p:stdout():match("next id\t(%d+)"))
   end)
+
+  -- An example option that is not shipped: "greeting", a name-like string.
+  -- It touches two places: its row in the options table, and the code that
+  -- uses it (here the service's init). Checks, messages, the service table
+  -- and the service's record come with the row.
+  it("takes a new option from one row: checked, named in errors, handed to the service", function()
+    local body = [[
+cotylua._options.greeting = { kind = "name" } -- the row
+local m = cotylua.manager()
+local S = { name = "greeter" }
+function S:init() ev("greeting %s", m.services[self.service_id].greeting) end -- the use
+m:add(S, { greeting = "hello" })
+m:add({ name = "table", greeting = "from the table", run = function() end })
+local ok, err = pcall(function() m:add({}, { greeting = 42 }) end) -- BAD
+ev("refused %s %s", tostring(not ok), err)
+return m
+]]
+    local line = select(2, (H.prelude .. body:sub(1, body:find("-- BAD"))):gsub("\n", "")) + 1
+    local p = H.run_app(body)
+    assert.truthy(p:wait_event("^greeting hello$"))
+    assert.truthy(p:wait_event("^refused true "))
+    local refused = p:events()[p:index_of("^refused ")]
+    assert.truthy(refused:find(('services.lua:%d: bad greeting for service "service3": expected a non-empty string ' ..
+      "without control characters, got 42 (number)"):format(line), 1, true), refused)
+    H.stop(p)
+  end)
+
+  it("refuses an option that has no row", function()
+    local p = H.run_app([[
+local m = cotylua.manager()
+m:add({}, { greeting = "hello" })
+return m
+]])
+    assert.are.same({ code = 2 }, p:wait(10)) -- a bad FILE, as the cotylua command says
+    assert.matches('services.lua:%d+: unknown option "greeting" in manager:add%(%)', p:stderr())
+  end)
 end)
