@@ -14,6 +14,8 @@
 #include "log.h"
 #include "sdlib.h"
 
+#define CUT "\xe2\x80\xa6" /* an ellipsis */
+
 static const int priorities[] = {7, 6, 4, 3}; /* debug, info, warning, error */
 
 int coty_journal_active(void)
@@ -31,7 +33,8 @@ int coty_journal_active(void)
     return active;
 }
 
-/* Appends "KEY=value" to iov (the text lives in buf). */
+/* Appends "KEY=value" to iov (the text lives in buf); a value too long
+ * for buf is cut and ends with an ellipsis. */
 static void field(struct iovec *iov, int *n, char *buf, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 static void field(struct iovec *iov, int *n, char *buf, size_t cap, const char *fmt, ...)
@@ -42,15 +45,20 @@ static void field(struct iovec *iov, int *n, char *buf, size_t cap, const char *
     va_start(ap, fmt);
     len = vsnprintf(buf, cap, fmt, ap);
     va_end(ap);
+    if (len >= 0 && (size_t)len >= cap) {
+        len = (int)coty_log_cut_utf8(buf, cap - 1 - (sizeof CUT - 1));
+        memcpy(buf + len, CUT, sizeof CUT - 1);
+        len += (int)sizeof CUT - 1;
+    }
     iov[*n].iov_base = buf;
-    iov[*n].iov_len = len < 0 ? 0 : (size_t)len < cap ? (size_t)len : cap - 1;
+    iov[*n].iov_len = len < 0 ? 0 : (size_t)len;
     (*n)++;
 }
 
 int coty_journal_send(int level, const char *procname, const struct coty_log_subject *s,
                       const char *msg)
 {
-    char bufs[8][128];
+    char bufs[8][320];
     struct iovec iov[9];
     int n = 0;
     char *message;

@@ -317,6 +317,7 @@ static void reset_process(const struct coty_worker_info *info)
     prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
     if (getppid() != info->manager_pid)
         raise(SIGTERM); /* blocked now: delivered once init is done */
+    coty_log_may_wait(1); /* a worker's lines wait for stderr, but not on_timeout's */
     unsetenv("NOTIFY_SOCKET");
     unsetenv("WATCHDOG_USEC");
     unsetenv("WATCHDOG_PID");
@@ -336,9 +337,11 @@ static void arm_timeout(double seconds)
 
 static void identify(const struct coty_worker_info *info)
 {
-    char name[128], title[160];
+    char name[64], suffix[32], title[160];
 
-    snprintf(name, sizeof name, "%s worker(%d)", info->name, info->worker_id);
+    /* a long service name is cut, the worker id stays */
+    snprintf(suffix, sizeof suffix, " worker(%d)", info->worker_id);
+    coty_log_fit(name, sizeof name, info->name, suffix);
     snprintf(title, sizeof title, "cotylua: %s", name);
     coty_log_set_procname(name);
     coty_log_set_subject(info->name, info->worker_id);
