@@ -44,7 +44,8 @@ M.log = {
 ---------------------------------------------------------------------------
 
 local function guard_coroutines()
-  local create, resume, close = coroutine.create, coroutine.resume, coroutine.close
+  local create, resume, close, status = coroutine.create, coroutine.resume, coroutine.close,
+    coroutine.status
   local enter, leave = core.co_enter, core.co_leave
   local function guarded_resume(co, ...)
     if type(co) ~= "thread" then
@@ -53,11 +54,15 @@ local function guard_coroutines()
     enter(co)
     return leave(resume(co, ...))
   end
+  -- As the original: an error raised inside the coroutine closes it; one
+  -- from resume itself (a running or dead coroutine) leaves it alone.
   local function unwrap(co, ok, ...)
     if ok then
       return ...
     end
-    close(co)
+    if status(co) == "dead" then
+      close(co)
+    end
     error((...), 2)
   end
   -- luacheck: push ignore 122 (the point is to replace these two)
