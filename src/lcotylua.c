@@ -348,8 +348,15 @@ static int l_parse_listen(lua_State *L)
 {
     struct coty_addr a;
     char why[160];
+    size_t len;
+    const char *spec = luaL_checklstring(L, 1, &len);
 
-    if (coty_sock_parse(luaL_checkstring(L, 1), &a, why, sizeof why) < 0) {
+    if (strlen(spec) != len) { /* C would see only what is before the NUL */
+        lua_pushnil(L);
+        lua_pushliteral(L, "the address contains a NUL byte");
+        return 2;
+    }
+    if (coty_sock_parse(spec, &a, why, sizeof why) < 0) {
         lua_pushnil(L);
         lua_pushstring(L, why);
         return 2;
