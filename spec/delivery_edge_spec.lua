@@ -21,13 +21,6 @@ end
 describe("delivery at the edges", function()
   local p
 
-  setup(function() proc.set_subreaper() end)
-
-  after_each(function()
-    assert.are.equal(0, H.finish(p), "processes were left behind")
-    p = nil
-  end)
-
   local function start(methods, timeout)
     local dir = H.tmpdir()
     local fifo = dir .. "/fifo"

@@ -45,13 +45,6 @@ end
 describe("output", function()
   local p
 
-  setup(function() proc.set_subreaper() end)
-
-  after_each(function()
-    assert.are.equal(0, H.finish(p), "processes were left behind")
-    p = nil
-  end)
-
   -- Two workers that log 4000-byte lines until a file "quiet" exists, with
   -- stderr a pipe that nobody reads; returns the manager's pid once both
   -- workers are blocked on the full pipe.
