@@ -607,7 +607,11 @@ static void sd_missing(const char *why) { coty_log_safe(COTY_WARNING, why); }
 
 int luaopen_cotylua_core(lua_State *L)
 {
-    coty_log_setup();
+    const char *bad_level = coty_log_setup();
+
+    if (bad_level)
+        return luaL_error(L, "unknown log level in COTYLUA_LOG_LEVEL: '%s' (" COTY_LEVEL_NAMES ")",
+                          bad_level);
     coty_sd_set_report(sd_missing);
     luaL_newlib(L, funcs);
     lua_pushliteral(L, COTYLUA_VERSION);
