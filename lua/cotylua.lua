@@ -336,6 +336,84 @@ local function service_options(base_restart, service, opts, label, level)
   return conf
 end
 
+---------------------------------------------------------------------------
+-- Likely typos in a service table. Its other fields are the user's own,
+-- so an unknown one is never an error; one that looks like an option (or
+-- a method) is worth a warning, at start and under --check.
+---------------------------------------------------------------------------
+
+local METHODS = { init = true, run = true, terminate = true, reload = true }
+
+-- Levenshtein distance between two short strings.
+local function distance(a, b)
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+-- How closely `key` resembles the field `known` (a smaller number is
+-- closer), or nil: a small edit away ("wokers", "terminte"), or a name in
+-- words whose first word begins the option's ("grace_timeout",
+-- "restart_policy", "listen_addr").
+local function resemblance(key, known)
+  local d = distance(key, known)
+  if d <= (#known >= 6 and 2 or 1) then
+    return d
+  end
+  local first = key:match("^([^_]+)_")
+  if first and #first >= 4 and not METHODS[known] and known ~= "name" and known:sub(1, #first) == first then
+    return d
+  end
+end
+
+-- The known field that an unknown one most likely meant, or nil.
+local function meant(key)
+  local best, best_d
+  for _, known in ipairs(sorted_keys(OPTIONS)) do
+    local d = resemblance(key, known)
+    if d and (not best_d or d < best_d) then best, best_d = known, d end
+  end
+  for _, known in ipairs(sorted_keys(METHODS)) do
+    local d = resemblance(key, known)
+    if d and (not best_d or d < best_d) then best, best_d = known, d end
+  end
+  return best
+end
+
+-- Warns, naming the line of the add() call, about the fields of a service
+-- table that look like a misspelt option or method, and about options that
+-- are read from add()'s options alone.
+local function warn_typos(service, label, level)
+  local info = debug.getinfo(level + 1, "Sl")
+  local where = info and format("%s:%d: ", info.short_src, info.currentline) or ""
+  local keys = {}
+  for key in pairs(service) do
+    if type(key) == "string" and not METHODS[key] then keys[#keys + 1] = key end
+  end
+  table.sort(keys)
+  for _, key in ipairs(keys) do
+    local row = OPTIONS[key]
+    if row and row.opts_only then
+      M.log.warning("%s%s: %s is read from add()'s options, not from the service table",
+        where, label, key)
+    elseif not row then
+      local guess = meant(key)
+      if guess then
+        M.log.warning("%s%s: unknown field %s, taken as the service's own: did you mean %s?",
+          where, label, key, guess)
+      end
+    end
+  end
+end
+
 --- Adds a service; returns its id (1, 2, ... in order).
 function Manager:add(service, opts)
   if type(service) ~= "table" then
@@ -356,6 +434,7 @@ function Manager:add(service, opts)
     end
   end
   local conf = service_options(self.restart, service, opts, label, 2)
+  warn_typos(service, label, 2)
   conf.name = name
   for _, addr in ipairs(conf.listen or {}) do
     if conf.reuseport and addr:find("^unix:") then
