@@ -258,6 +258,9 @@ Manager.__index = Manager
 
 local HOOKS = { on_terminate = true, on_reload = true, on_new_worker = true, on_dead_worker = true }
 
+-- on_dead_worker's fourth argument, from the engine's enum coty_death.
+local DEATHS = { [0] = "crash", [1] = "stop" }
+
 local the_manager -- for _host: was a manager run by the file itself?
 
 local function plain_name(sub)
@@ -561,8 +564,8 @@ function Manager:run()
     reload = function()
       run_hooks(hooks.on_reload, "on_reload")
     end,
-    dead = function(sid, wid, code)
-      run_hooks(hooks.on_dead_worker, "on_dead_worker", sid, wid, code)
+    dead = function(sid, wid, code, why)
+      run_hooks(hooks.on_dead_worker, "on_dead_worker", sid, wid, code, DEATHS[why])
     end,
     worker = function(sid, wid)
       return new_instance(self, sid, wid)

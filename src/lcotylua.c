@@ -59,7 +59,7 @@ static int call_handler(lua_State *L)
     return 0;
 }
 
-/* Calls handlers[name] with up to three integer arguments. Called from the
+/* Calls handlers[name] with integer arguments. Called from the
  * manager's loop, so no Lua error may escape (lua_checkstack, light
  * userdata and integers never raise). */
 static void handler(lua_State *L, const char *name, const lua_Integer *args, int nargs)
@@ -81,11 +81,11 @@ static void handler(lua_State *L, const char *name, const lua_Integer *args, int
 static void on_terminate(void *ud) { handler(ud, "terminate", NULL, 0); }
 static void on_reload(void *ud) { handler(ud, "reload", NULL, 0); }
 
-static void on_dead(void *ud, int sid, int wid, int code)
+static void on_dead(void *ud, int sid, int wid, int code, int why)
 {
-    const lua_Integer args[3] = {sid, wid, code};
+    const lua_Integer args[4] = {sid, wid, code, why};
 
-    handler(ud, "dead", args, 3);
+    handler(ud, "dead", args, 4);
 }
 
 static void on_worker(void *ud, const struct coty_worker_info *info)

@@ -258,6 +258,7 @@ static void spawn(struct slot *s)
     s->pid = pid;
     s->started = coty_now();
     s->stopping = 0;
+    s->restarting = 0;
     s->ready = 0;
     M.live++;
     coty_debug("started %s worker(%d) [pid %d]", s->svc->conf.name, s->wid, (int)pid);
@@ -296,11 +297,11 @@ static void log_death(const struct slot *s, int status)
 }
 
 /* What happens to a slot whose worker was reaped while RUNNING. */
-static void after_death(struct slot *s, int code, double uptime)
+static void after_death(struct slot *s, int code, enum coty_death why, double uptime)
 {
     double delay;
 
-    M.ops->on_dead(M.ud, s->svc->id, s->wid, code);
+    M.ops->on_dead(M.ud, s->svc->id, s->wid, code, (int)why);
     if (M.state != M_RUNNING || s->wid >= s->svc->conf.workers)
         return;
     delay = coty_restart_next(&s->throttle, &s->svc->conf.restart, coty_now(), uptime);
@@ -312,15 +313,17 @@ void mgr_reaped(struct slot *s, int status)
 {
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
     double uptime = coty_now() - s->started;
+    enum coty_death why = s->stopping || s->restarting ? COTY_DEATH_STOP : COTY_DEATH_CRASH;
 
     log_death(s, status);
     coty_timer_stop(M.loop, &s->kill);
     s->pid = 0;
     s->stopping = 0;
+    s->restarting = 0;
     s->ready = 0;
     M.live--;
     if (M.state == M_RUNNING)
-        after_death(s, code, uptime);
+        after_death(s, code, why, uptime);
 }
 
 void mgr_reap(void)

@@ -27,10 +27,17 @@ struct coty_worker_info {
     int sigpipe_ignored;        /* SIGPIPE was ignored before run() */
 };
 
+/* Why a worker died, as on_dead_worker's fourth argument tells it. */
+enum coty_death {
+    COTY_DEATH_CRASH, /* on its own, whatever its status: nobody asked it to stop */
+    COTY_DEATH_STOP,  /* the manager asked it to stop (reload, reconfigure, ...) */
+};
+
 struct coty_mgr_ops {
     void (*on_terminate)(void *ud);  /* SIGTERM or shutdown(), manager */
     void (*on_reload)(void *ud);     /* SIGHUP, manager */
-    void (*on_dead)(void *ud, int service_id, int worker_id, int exit_code);
+    /* after reaping a worker; why: one of enum coty_death */
+    void (*on_dead)(void *ud, int service_id, int worker_id, int exit_code, int why);
     /* Runs in the child after fork and must not return. */
     void (*worker)(void *ud, const struct coty_worker_info *info);
 };
