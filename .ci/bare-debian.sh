@@ -225,7 +225,7 @@ step_container() {
     port=$((17000 + $$ % 1000))
     reply=
     if [ "$status" = 0 ] && [ -n "$cmd" ]; then
-        echo "image: $cmd (with$envs, ECHO_LISTEN=tcp://127.0.0.1:$port); runtime root $(du -sm "$runtime_root" | cut -f1) MiB"
+        echo "image: $cmd (with$envs, ECHO_LISTEN=tcp://127.0.0.1:$port); runtime root $(du -smx "$runtime_root" | cut -f1) MiB"
         in_root "$runtime_root" "exec env$envs ECHO_LISTEN=tcp://127.0.0.1:$port $cmd" > "$runtime_root/tmp/run.log" 2>&1 &
         run_pid=$!
         for _ in $(seq 100); do grep -q "ready: " "$runtime_root/tmp/run.log" && break; sleep 0.1; done
