@@ -13,6 +13,7 @@
 
 #include <sys/types.h>
 
+#include "identity.h"
 #include "restart.h"
 
 /* What the child of a fork is told about itself. */
@@ -25,6 +26,7 @@ struct coty_worker_info {
     const int *fds;             /* the service's listening sockets */
     int nfds;
     int sigpipe_ignored;        /* SIGPIPE was ignored before run() */
+    const struct coty_identity *identity; /* to apply before init */
 };
 
 struct coty_mgr_ops {
@@ -46,6 +48,9 @@ struct coty_service_conf {
     const char *const *listen;  /* listening addresses (copied), or NULL */
     int nlisten;
     int reuseport;              /* a socket of its own for each worker */
+    const char *listen_owner;   /* unix sockets: "user" or "user:group", or NULL */
+    int listen_mode;            /* unix sockets: permission bits, or -1 */
+    struct coty_identity identity; /* the workers' (copied) */
 };
 
 struct coty_mgr_conf {
