@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,7 +220,7 @@ static int set_limit(const struct coty_rlimit *r, char *err, size_t errlen)
         want.rlim_cur = want.rlim_max; /* a lower hard limit takes the soft one down */
     if (setrlimit(r->resource, &want) == 0)
         return 0;
-    return fail(err, errlen, "setrlimit(%s, soft %llu, hard %llu): %s (hard limit now %llu)",
+    return fail(err, errlen, "setrlimit(%s, soft %llu, hard %llu): %s (the hard limit is %llu)",
                 resource_name(r->resource), (unsigned long long)want.rlim_cur,
                 (unsigned long long)want.rlim_max, strerror(errno),
                 (unsigned long long)now.rlim_max);
@@ -288,12 +289,31 @@ int coty_identity_apply(const struct coty_identity *id, char *err, size_t errlen
     return 0;
 }
 
+/* A change of the effective uid or gid clears the parent-death signal:
+ * it is set again, and a parent that died meanwhile is noticed (the
+ * signal is raised; the worker's signals are still blocked). */
+static void keep_death_signal(int sig, pid_t parent)
+{
+    if (sig <= 0)
+        return;
+    prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0);
+    if (getppid() != parent)
+        raise(sig);
+}
+
 void coty_identity_become(const struct coty_identity *id)
 {
     char err[512];
+    int sig = 0;
+    pid_t parent = getppid();
 
-    if (!id || coty_identity_apply(id, err, sizeof err) == 0)
+    if (!id)
         return;
+    prctl(PR_GET_PDEATHSIG, &sig, 0, 0, 0);
+    if (coty_identity_apply(id, err, sizeof err) == 0) {
+        keep_death_signal(sig, parent);
+        return;
+    }
     coty_error("cannot take the service's identity, init not run: %s; exiting with status %d",
                err, COTY_IDENTITY_EXIT);
     fflush(NULL);
