@@ -357,6 +357,9 @@ local function check_rlimits(v, name, level)
     local row = { name = k }
     if type(val) == "table" then
       check_keys(val, { soft = true, hard = true }, sub(), level + 1)
+      if next(val) == nil then
+        bad(sub(), val, "{ soft = n, hard = n } with at least one of them", level + 1)
+      end
       row.soft = val.soft ~= nil and limit_side(val.soft, function() return sub(".soft") end, level + 1) or nil
       row.hard = val.hard ~= nil and limit_side(val.hard, function() return sub(".hard") end, level + 1) or nil
     else
