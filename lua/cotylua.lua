@@ -625,13 +625,13 @@ local function describe_identity(s)
     as[#as + 1] = format("user %s (uid %d)", user.name, user.uid)
   end
   if group or user then
-    as[#as + 1] = group and format("group %s (gid %d)", group.name, group.gid)
-      or format("group gid %d", user.gid)
+    group = group or core.group(user.gid) or { name = "?", gid = user.gid }
+    as[#as + 1] = format("group %s (gid %d)", group.name, group.gid)
   else
     as[#as + 1] = "the manager's user and groups"
   end
   if user then
-    as[#as + 1] = format("groups %s", table.concat(core.user(user.name, group and group.gid).groups, ","))
+    as[#as + 1] = format("groups %s", table.concat(core.user(user.name, group.gid).groups, ","))
   elseif group then
     as[#as + 1] = format("groups %d", group.gid)
   end
