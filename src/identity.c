@@ -233,8 +233,8 @@ static int as_root(const struct coty_identity *id, const struct target *t, char 
     for (int i = 0; i < id->nrlimits; i++)
         if (set_limit(&id->rlimits[i], err, errlen) < 0)
             return -1;
-    if (id->nice != COTY_NICE_UNSET && setpriority(PRIO_PROCESS, 0, id->nice) < 0)
-        return fail(err, errlen, "setpriority(%d): %s", id->nice, strerror(errno));
+    if (id->nice.set && setpriority(PRIO_PROCESS, 0, id->nice.value) < 0)
+        return fail(err, errlen, "setpriority(%d): %s", id->nice.value, strerror(errno));
     if (!t->change)
         return 0;
     /* Without root the groups cannot change; becoming oneself still works. */
@@ -278,8 +278,8 @@ int coty_identity_apply(const struct coty_identity *id, char *err, size_t errlen
 
     if (resolve(id, &t, err, errlen) < 0 || as_root(id, &t, err, errlen) < 0)
         return -1;
-    if (id->umask >= 0)
-        umask((mode_t)id->umask);
+    if (id->umask.set)
+        umask((mode_t)id->umask.value);
     if (id->cwd && chdir(id->cwd) < 0)
         return fail(err, errlen, "chdir(\"%s\"): %s", id->cwd, strerror(errno));
     if (set_env(id, &t, err, errlen) < 0)

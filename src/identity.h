@@ -17,7 +17,11 @@
 
 #define COTY_NICE_MIN (-20)
 #define COTY_NICE_MAX 19
-#define COTY_NICE_UNSET (-1000) /* nice: leave it as it is */
+
+/* An optional integer: when not set (as zeroed), nothing changes. */
+struct coty_opt {
+    int set, value;
+};
 
 struct coty_rlimit {
     int resource;               /* RLIMIT_* */
@@ -25,16 +29,17 @@ struct coty_rlimit {
     rlim_t soft, hard;
 };
 
+/* A zeroed one changes nothing. */
 struct coty_identity {
     const char *user;           /* a user name, or NULL: the manager's */
     const char *group;          /* a group name, or NULL: the user's (or the manager's) */
-    int umask;                  /* -1: the manager's */
+    struct coty_opt umask;      /* unset: the manager's */
     const char *cwd;            /* NULL: the manager's */
     const char *const *env;     /* "NAME=value" sets, "NAME" unsets */
     int nenv;
     struct coty_rlimit *rlimits;
     int nrlimits;
-    int nice;                   /* -20 .. 19, or COTY_NICE_UNSET */
+    struct coty_opt nice;       /* -20 .. 19; unset: the manager's */
     int no_new_privs;
 };
 

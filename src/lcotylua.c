@@ -331,10 +331,12 @@ static void read_option(lua_State *L, const struct option *o, struct coty_servic
         *(const char **)at = absent ? NULL : luaL_checkstring(L, -1);
         break;
     case K_MODE:
-        *(int *)at = absent ? -1 : int_in(L, 0, 07777);
+        if (!absent)
+            *(struct coty_opt *)at = (struct coty_opt){1, int_in(L, 0, 07777)};
         break;
     case K_NICE:
-        *(int *)at = absent ? COTY_NICE_UNSET : int_in(L, COTY_NICE_MIN, COTY_NICE_MAX);
+        if (!absent)
+            *(struct coty_opt *)at = (struct coty_opt){1, int_in(L, COTY_NICE_MIN, COTY_NICE_MAX)};
         break;
     case K_ENV:
         conf->identity.env =

@@ -49,7 +49,7 @@ struct coty_service_conf {
     int nlisten;
     int reuseport;              /* a socket of its own for each worker */
     const char *listen_owner;   /* unix sockets: "user" or "user:group", or NULL */
-    int listen_mode;            /* unix sockets: permission bits, or -1 */
+    struct coty_opt listen_mode; /* unix sockets: permission bits */
     struct coty_identity identity; /* the workers' (copied) */
 };
 

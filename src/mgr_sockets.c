@@ -78,8 +78,8 @@ int mgr_sockets_open(struct service *svc, const struct coty_service_conf *conf, 
                      size_t errlen)
 {
     size_t n = (size_t)conf->nlisten;
-    struct owner o = {.chown = conf->listen_owner != NULL, .chmod = conf->listen_mode >= 0,
-                      .mode = (mode_t)conf->listen_mode};
+    struct owner o = {.chown = conf->listen_owner != NULL, .chmod = conf->listen_mode.set,
+                      .mode = (mode_t)conf->listen_mode.value};
 
     if (o.chown && coty_identity_owner(conf->listen_owner, &o.uid, &o.gid, err, errlen) < 0)
         return -1;

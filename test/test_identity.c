@@ -38,8 +38,8 @@ static void deep_copy(void)
 {
     const char *env[] = {"A=1", "B"};
     struct coty_rlimit lim = {.resource = RLIMIT_CORE, .has_soft = 1, .soft = 0};
-    struct coty_identity src = {.user = "root", .cwd = "/", .umask = 022, .env = env, .nenv = 2,
-                                .rlimits = &lim, .nrlimits = 1, .nice = 3};
+    struct coty_identity src = {.user = "root", .cwd = "/", .umask = {1, 022}, .env = env, .nenv = 2,
+                                .rlimits = &lim, .nrlimits = 1, .nice = {1, 3}};
     struct coty_identity dst;
 
     CHECK(coty_identity_copy(&dst, &src) == 0);
@@ -48,7 +48,7 @@ static void deep_copy(void)
     CHECK(dst.cwd != src.cwd && !strcmp(dst.cwd, "/"));
     CHECK(dst.nenv == 2 && dst.env != src.env && !strcmp(dst.env[0], "A=1") && !strcmp(dst.env[1], "B"));
     CHECK(dst.nrlimits == 1 && dst.rlimits != &lim && dst.rlimits[0].resource == RLIMIT_CORE);
-    CHECK(dst.umask == 022 && dst.nice == 3);
+    CHECK(dst.umask.set && dst.umask.value == 022 && dst.nice.set && dst.nice.value == 3);
     coty_identity_free(&dst);
     CHECK(dst.user == NULL && dst.env == NULL && dst.rlimits == NULL && dst.nenv == 0);
 }
@@ -100,9 +100,9 @@ static void applies_in_order(void)
     const char *env[] = {"COTY_T_SET=a=b", "COTY_T_GONE"};
     struct coty_rlimit lim = {.resource = RLIMIT_CORE, .has_soft = 1, .soft = 0};
     struct passwd *me = getpwuid(getuid());
-    struct coty_identity id = {.user = me ? me->pw_name : "root", .umask = 027, .cwd = "/",
+    struct coty_identity id = {.user = me ? me->pw_name : "root", .umask = {1, 027}, .cwd = "/",
                                .env = env, .nenv = 2, .rlimits = &lim, .nrlimits = 1,
-                               .nice = 19, .no_new_privs = 1};
+                               .nice = {1, 19}, .no_new_privs = 1};
     char err[512];
 
     setenv("COTY_T_GONE", "1", 1);
@@ -111,19 +111,49 @@ static void applies_in_order(void)
     unsetenv("COTY_T_GONE");
 }
 
+static int parent_prio;
+
+static int unchanged(void)
+{
+    mode_t old = umask(0);
+    char cwd[64];
+
+    errno = 0;
+    return old == 022 && getpriority(PRIO_PROCESS, 0) == parent_prio && errno == 0 &&
+           getcwd(cwd, sizeof cwd) && !strcmp(cwd, "/tmp") &&
+           prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 0;
+}
+
+/* A zeroed identity (the default of every option) changes nothing. */
+static void zero_changes_nothing(void)
+{
+    struct coty_identity none = {0};
+    char err[512];
+    char cwd[4096];
+    mode_t old;
+
+    errno = 0;
+    parent_prio = getpriority(PRIO_PROCESS, 0);
+    if (errno || !getcwd(cwd, sizeof cwd) || chdir("/tmp") < 0) {
+        CHECK(!"the test can read its nice value and enter /tmp");
+        return;
+    }
+    old = umask(022);
+    CHECK(in_child(&none, unchanged, err, sizeof err) == 0);
+    CHECK(chdir(cwd) == 0);
+    umask(old);
+}
+
 static int never(void) { return 0; }
 
 static void refuses(void)
 {
     struct coty_rlimit huge = {.resource = RLIMIT_NOFILE, .has_soft = 1, .has_hard = 1,
                                .soft = (rlim_t)1 << 40, .hard = (rlim_t)1 << 40};
-    struct coty_identity nouser = {.user = "no-such-user-here", .umask = -1,
-                                   .nice = COTY_NICE_UNSET};
-    struct coty_identity nogroup = {.group = "no-such-group-here", .umask = -1,
-                                    .nice = COTY_NICE_UNSET};
-    struct coty_identity nodir = {.cwd = "/no/such/dir", .umask = -1, .nice = COTY_NICE_UNSET};
-    struct coty_identity toobig = {.rlimits = &huge, .nrlimits = 1, .umask = -1,
-                                   .nice = COTY_NICE_UNSET};
+    struct coty_identity nouser = {.user = "no-such-user-here"};
+    struct coty_identity nogroup = {.group = "no-such-group-here"};
+    struct coty_identity nodir = {.cwd = "/no/such/dir"};
+    struct coty_identity toobig = {.rlimits = &huge, .nrlimits = 1};
     char err[512];
 
     CHECK(in_child(&nouser, never, err, sizeof err) == 2);
@@ -153,6 +183,7 @@ int main(void)
 {
     names();
     deep_copy();
+    zero_changes_nothing();
     applies_in_order();
     refuses();
     owner();
