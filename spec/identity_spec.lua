@@ -160,6 +160,22 @@ describe("identity", function()
     H.stop(p)
   end)
 
+  it("with a group alone, keeps the user and has that group only", function()
+    if not ROOT then return pending(NOT_ROOT) end
+    local p = run_as_user([[
+local m = cotylua.manager()
+m:add({ name = "web", group = os.getenv("T_GROUP"), init = function() ev("init %d", cotylua.getpid()) end,
+  run = function() cotylua.sleep(math.huge) end })
+return m
+]], { "T_GROUP=" .. EXTRA })
+    local pid = tonumber(p:wait_event("^init (%d+)$"))
+    local st, gid = H.proc_status(pid), gid_of(EXTRA)
+    assert.are.equal("0\t0\t0\t0", st.Uid)
+    assert.are.equal(("%d\t%d\t%d\t%d"):format(gid, gid, gid, gid), st.Gid)
+    assert.are.equal(tostring(gid), st.Groups:gsub("%s+$", ""))
+    H.stop(p)
+  end)
+
   it("binds a privileged port as root and serves it from workers that run as the user (examples/echo.lua)", function()
     if not ROOT then return pending(NOT_ROOT) end
     local port = privileged_port()
