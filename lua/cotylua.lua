@@ -648,9 +648,9 @@ local function describe_identity(s)
     lines[#lines + 1] = "limits (soft/hard): " .. table.concat(l, ", ")
   end
   if s.env then
-    local l = {}
+    local l = {} -- names only: values may be secrets
     for _, e in ipairs(s.env) do
-      l[#l + 1] = e:find("=") and show(e) or "unset " .. e
+      l[#l + 1] = e:find("=") and "set " .. e:match("^[^=]*") or "unset " .. e
     end
     lines[#lines + 1] = "env: " .. table.concat(l, ", ")
   end
