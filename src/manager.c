@@ -59,6 +59,7 @@ static void service_free(struct service *svc)
         s = next;
     }
     mgr_sockets_close(svc, 1); /* removes the unix socket files it bound */
+    coty_identity_free(&svc->conf.identity);
     free(svc->slots);
     free((char *)svc->conf.name);
     free(svc);
@@ -80,8 +81,10 @@ int coty_mgr_add(const struct coty_service_conf *conf, char *err, size_t errlen)
         return snprintf(err, errlen, "out of memory"), -1;
     svc->conf = *conf;
     svc->conf.listen = NULL;
-    svc->conf.name = strdup(conf->name);
-    if (!svc->conf.name || mgr_sockets_open(svc, conf, err, errlen) < 0) {
+    svc->conf.listen_owner = NULL;
+    svc->conf.name = NULL;
+    if (coty_identity_copy(&svc->conf.identity, &conf->identity) < 0 ||
+        !(svc->conf.name = strdup(conf->name)) || mgr_sockets_open(svc, conf, err, errlen) < 0) {
         if (!svc->conf.name)
             snprintf(err, errlen, "out of memory");
         service_free(svc);
@@ -213,6 +216,7 @@ static void child(struct slot *s)
         .fds = mgr_worker_fds(s),
         .nfds = s->svc->nlisteners,
         .sigpipe_ignored = M.oldpipe.sa_handler == SIG_IGN,
+        .identity = &s->svc->conf.identity,
     };
 
     mgr_close_foreign_sockets(s);

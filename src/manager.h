@@ -13,6 +13,7 @@
 
 #include <sys/types.h>
 
+#include "identity.h"
 #include "restart.h"
 
 /* What the child of a fork is told about itself. */
@@ -25,6 +26,7 @@ struct coty_worker_info {
     const int *fds;             /* the service's listening sockets */
     int nfds;
     int sigpipe_ignored;        /* SIGPIPE was ignored before run() */
+    const struct coty_identity *identity; /* to apply before init */
 };
 
 /* Why a worker died, as on_dead_worker's fourth argument tells it. */
@@ -53,6 +55,9 @@ struct coty_service_conf {
     const char *const *listen;  /* listening addresses (copied), or NULL */
     int nlisten;
     int reuseport;              /* a socket of its own for each worker */
+    const char *listen_owner;   /* unix sockets: "user" or "user:group", or NULL */
+    struct coty_opt listen_mode; /* unix sockets: permission bits */
+    struct coty_identity identity; /* the workers' (copied) */
 };
 
 struct coty_mgr_conf {
