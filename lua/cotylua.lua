@@ -541,7 +541,9 @@ end
 function M._host(file, ...)
   local result = ...
   if getmetatable(result) == Manager then
-    result:run()
+    if not result.ran then -- a file may also have run it itself: then it is done
+      result:run()
+    end
     return 0
   end
   if result ~= nil then

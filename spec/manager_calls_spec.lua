@@ -27,4 +27,34 @@ return m
     assert.is_true(p:alive())
     H.stop(p)
   end)
+
+  it("accept a file that calls manager:run() and also returns the manager", function()
+    local p = H.run_app([[
+local S = { name = "both" }
+function S:run() ev("run") cotylua.sleep(1e9) end
+local m = cotylua.manager()
+m:add(S)
+m:run()
+ev("run returned")
+return m
+]])
+    p:wait_event("^run$")
+    H.stop(p, 0)
+    assert.are.equal(1, p:count_events("^run returned$"))
+    assert.is_nil(p:stderr():find("already called", 1, true))
+  end)
+
+  it("--check of such a file describes the services once", function()
+    local dir = H.tmpdir()
+    H.app(dir, H.prelude .. [[
+local m = cotylua.manager()
+m:add({ name = "both" }, { workers = 2 })
+m:run()
+return m
+]])
+    local q = H.start{ dir = dir, argv = { H.bin, "--check", dir .. "/services.lua" } }
+    assert.are.same({ code = 0 }, q:wait(10))
+    local _, n = q:stdout():gsub("1 service, 2 workers", "")
+    assert.are.equal(1, n)
+  end)
 end)
