@@ -392,9 +392,12 @@ int coty_mgr_reconfigure(int id, int workers)
         errno = EINVAL;
         return -1;
     }
-    svc->conf.workers = workers;
+    /* Only the slots that come or go start afresh: a crash loop keeps
+     * its throttle whatever a hook asks of its service. */
     MGR_FOR_SLOTS (s, svc)
-        mgr_reset_slot(s);
+        if ((s->wid < workers) != (s->wid < svc->conf.workers))
+            mgr_reset_slot(s);
+    svc->conf.workers = workers;
     return 0;
 }
 
