@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -323,7 +324,17 @@ void mgr_reaped(struct slot *s, int status)
         after_death(s, code, uptime);
 }
 
-void mgr_reap(void)
+/* PID 1 and a subreaper own every child that ends up with them: they
+ * reap them all. Any other manager reaps its workers only, so that a
+ * hook's io.popen() or os.execute() still gets its child's status. */
+static int reaps_all(void)
+{
+    int subreaper = 0;
+
+    return getpid() == 1 || (prctl(PR_GET_CHILD_SUBREAPER, &subreaper, 0, 0, 0) == 0 && subreaper);
+}
+
+static void reap_any(void)
 {
     for (;;) {
         int status;
@@ -339,6 +350,48 @@ void mgr_reap(void)
             coty_debug("reaped process %d, not a worker", (int)pid);
     }
 }
+
+static void reap_slot(struct slot *s)
+{
+    int status;
+
+    if (s->pid && waitpid(s->pid, &status, WNOHANG) == s->pid)
+        mgr_reaped(s, status);
+}
+
+/* Looks at the child that ended without reaping it, and reaps it only if
+ * it is a worker. A child of someone else's that its owner has not waited
+ * for yet would hide the workers behind it: then each worker is asked by
+ * its pid. */
+static void reap_workers(void)
+{
+    for (;;) {
+        siginfo_t si;
+        struct slot *s;
+        int status;
+
+        si.si_pid = 0;
+        if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0)
+            return;
+        s = mgr_slot_by_pid(si.si_pid);
+        if (!s) {
+            mgr_each_slot(reap_slot);
+            return;
+        }
+        if (waitpid(s->pid, &status, WNOHANG) == s->pid)
+            mgr_reaped(s, status);
+    }
+}
+
+void mgr_reap(void)
+{
+    if (M.reap_all)
+        reap_any();
+    else
+        reap_workers();
+}
+
+void mgr_reap_setup(void) { M.reap_all = reaps_all(); }
 
 /* ---- reconcile: what runs against what is wanted ------------------- */
 
