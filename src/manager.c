@@ -8,7 +8,8 @@
  * missing workers (unless their slot waits out a restart delay) and stops
  * the ones above a lowered worker count. Nothing here sleeps: delays are
  * timers in the loop, so the manager answers signals at once even while
- * it throttles a crash loop.
+ * it throttles a crash loop; and forks go in short batches, one per loop
+ * turn, so a start of thousands of workers does not hold signals up.
  */
 #define _GNU_SOURCE
 #include "manager.h"
@@ -395,7 +396,25 @@ void mgr_reap_setup(void) { M.reap_all = reaps_all(); }
 
 /* ---- reconcile: what runs against what is wanted ------------------- */
 
-static void reconcile_service(struct service *svc)
+/* How much forking one loop turn may do before it goes back to the loop,
+ * so that signals are answered while thousands of workers start. */
+#define SPAWN_BATCH 32      /* forks */
+#define SPAWN_SLICE 0.02    /* seconds */
+
+struct batch {
+    int forks;
+    double until;
+    int more;               /* stopped short: a slot still waits to start */
+};
+
+static int batch_full(struct batch *b)
+{
+    if (b->forks >= SPAWN_BATCH || (b->forks > 0 && coty_now() >= b->until))
+        b->more = 1;
+    return b->more;
+}
+
+static void reconcile_service(struct service *svc, struct batch *b)
 {
     if (grow_slots(svc, svc->conf.workers) < 0) {
         coty_error("out of memory while resizing %s to %d workers",
@@ -406,10 +425,14 @@ static void reconcile_service(struct service *svc)
         struct slot *s = svc->slots[w];
 
         if (w < svc->conf.workers) {
+            if (s && (s->pid || coty_timer_armed(&s->respawn)))
+                continue;
+            if (batch_full(b))
+                continue; /* the next turn starts it */
             if (!s && !(s = svc->slots[w] = slot_new(svc, w)))
                 continue;
-            if (!s->pid && !coty_timer_armed(&s->respawn))
-                spawn(s);
+            spawn(s);
+            b->forks++;
         } else if (s && s->pid && !s->stopping) {
             mgr_stop_worker(s);
         } else if (s && !s->pid) {
@@ -419,12 +442,15 @@ static void reconcile_service(struct service *svc)
     }
 }
 
-void mgr_reconcile(void)
+int mgr_reconcile(void)
 {
+    struct batch b = {.until = coty_now() + SPAWN_SLICE};
+
     if (M.state != M_RUNNING)
-        return;
+        return 0;
     for (int i = 0; i < M.nsvcs && M.state == M_RUNNING; i++)
-        reconcile_service(M.svcs[i]);
+        reconcile_service(M.svcs[i], &b);
+    return b.more && M.state == M_RUNNING;
 }
 
 void mgr_reset_slot(struct slot *s)

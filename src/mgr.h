@@ -89,7 +89,9 @@ struct slot *mgr_slot_next(const struct service *svc, const struct slot *prev);
 /* Calls fn on every slot; fn may free the slot it is given. */
 void mgr_each_slot(void (*fn)(struct slot *));
 struct slot *mgr_slot_by_pid(pid_t pid);
-void mgr_reconcile(void);
+/* Starts missing workers (a batch of them) and stops extra ones; true when
+ * workers are still to start: the loop then comes back at once. */
+int mgr_reconcile(void);
 /* Reaps the workers that ended (and, as PID 1 or a subreaper, any child). */
 void mgr_reap(void);
 void mgr_reap_setup(void);

@@ -319,15 +319,17 @@ int coty_mgr_run(const struct coty_mgr_ops *ops, void *ud)
     M.state = M_RUNNING;
     coty_info("starting %d service%s", PLURAL(M.nsvcs));
     while (M.state != M_DONE) {
+        int more;
+
         if (M.shutdown_asked)
             begin_stop("shutdown()");
-        mgr_reconcile();
+        more = mgr_reconcile();
         check_done();
         if (M.state == M_DONE)
             break;
         mgr_check_ready(); /* slots may have gone (reconfigure) without a report */
         mgr_update_status();
-        if (coty_loop_run_once(M.loop, -1) < 0) {
+        if (coty_loop_run_once(M.loop, more ? 0 : -1) < 0) {
             coty_error("epoll_wait() failed: %s", strerror(errno));
             if (M.state == M_KILLING) {
                 reap_all_blocking();
