@@ -115,7 +115,7 @@ static void on_kill_timer(void *ud)
         return;
     coty_warning("%s worker(%d) [pid %d] did not stop within %g s; sending SIGKILL",
                  s->svc->conf.name, s->wid, (int)s->pid, worker_timeout(s->svc));
-    kill(s->pid, SIGKILL);
+    mgr_signal_worker(s, SIGKILL);
 }
 
 static struct slot *slot_new(struct service *svc, int wid)
@@ -202,6 +202,22 @@ struct slot *mgr_slot_by_pid(pid_t pid)
 
 /* ---- spawn, stop, reap ---------------------------------------------- */
 
+/* Every worker leads a process group of its own, where whatever it starts
+ * stays (os.execute, io.popen, a daemon that forks twice): a stop reaches
+ * them all, and what is left once the worker is reaped is killed. Both
+ * sides of the fork call setpgid, so that the group exists before either
+ * goes on. */
+static void own_group(pid_t pid) { setpgid(pid, pid); }
+
+void mgr_signal_worker(const struct slot *s, int sig)
+{
+    if (!s->pid)
+        return;
+    kill(-s->pid, sig);
+    if (getpgid(s->pid) != s->pid) /* it left its group: reach it too */
+        kill(s->pid, sig);
+}
+
 /* The child side of fork: drop the manager's machinery, become a worker. */
 static void child(struct slot *s)
 {
@@ -217,6 +233,7 @@ static void child(struct slot *s)
         .sigpipe_ignored = M.oldpipe.sa_handler == SIG_IGN,
     };
 
+    own_group(0);
     mgr_close_foreign_sockets(s);
     close(M.sigfd);
     close(M.ready_fd[0]);
@@ -257,6 +274,7 @@ static void spawn(struct slot *s)
     }
     if (pid == 0)
         child(s);
+    own_group(pid);
     s->pid = pid;
     s->started = coty_now();
     s->stopping = 0;
@@ -270,7 +288,7 @@ void mgr_stop_worker(struct slot *s)
     double timeout = worker_timeout(s->svc);
 
     s->stopping = 1;
-    kill(s->pid, SIGTERM);
+    mgr_signal_worker(s, SIGTERM);
     if (timeout > 0)
         coty_timer_start(M.loop, &s->kill, timeout + KILL_MARGIN);
 }
@@ -335,36 +353,31 @@ static int reaps_all(void)
     return getpid() == 1 || (prctl(PR_GET_CHILD_SUBREAPER, &subreaper, 0, 0, 0) == 0 && subreaper);
 }
 
-static void reap_any(void)
+/* Reaps slot s's worker if it has ended; 1 then. What is left of its
+ * process group is killed first, while the zombie still holds the
+ * group's id (so that no other process can have it). */
+static int reap_ended(struct slot *s)
 {
-    for (;;) {
-        int status;
-        pid_t pid = waitpid(-1, &status, WNOHANG);
-        struct slot *s;
-
-        if (pid <= 0)
-            return;
-        s = mgr_slot_by_pid(pid);
-        if (s)
-            mgr_reaped(s, status);
-        else
-            coty_debug("reaped process %d, not a worker", (int)pid);
-    }
-}
-
-static void reap_slot(struct slot *s)
-{
+    siginfo_t si;
     int status;
 
-    if (s->pid && waitpid(s->pid, &status, WNOHANG) == s->pid)
+    si.si_pid = 0;
+    if (!s->pid || waitid(P_PID, (id_t)s->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 ||
+        si.si_pid != s->pid)
+        return 0;
+    kill(-s->pid, SIGKILL);
+    if (waitpid(s->pid, &status, WNOHANG) == s->pid)
         mgr_reaped(s, status);
+    return 1;
 }
 
-/* Looks at the child that ended without reaping it, and reaps it only if
- * it is a worker. A child of someone else's that its owner has not waited
- * for yet would hide the workers behind it: then each worker is asked by
- * its pid. */
-static void reap_workers(void)
+static void reap_slot(struct slot *s) { reap_ended(s); }
+
+/* Looks at the child that ended without reaping it: a worker is reaped,
+ * any other child only by PID 1 or a subreaper. A child of someone else's
+ * (a hook's io.popen) that its owner has not waited for yet would hide
+ * the workers behind it: then each worker is asked by its pid. */
+void mgr_reap(void)
 {
     for (;;) {
         siginfo_t si;
@@ -375,21 +388,17 @@ static void reap_workers(void)
         if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0)
             return;
         s = mgr_slot_by_pid(si.si_pid);
-        if (!s) {
+        if (s) {
+            if (!reap_ended(s))
+                return;
+        } else if (M.reap_all) {
+            waitpid(si.si_pid, &status, WNOHANG);
+            coty_debug("reaped process %d, not a worker", (int)si.si_pid);
+        } else {
             mgr_each_slot(reap_slot);
             return;
         }
-        if (waitpid(s->pid, &status, WNOHANG) == s->pid)
-            mgr_reaped(s, status);
     }
-}
-
-void mgr_reap(void)
-{
-    if (M.reap_all)
-        reap_any();
-    else
-        reap_workers();
 }
 
 void mgr_reap_setup(void) { M.reap_all = reaps_all(); }

@@ -97,6 +97,8 @@ void mgr_reap(void);
 void mgr_reap_setup(void);
 void mgr_reaped(struct slot *s, int status);
 void mgr_stop_worker(struct slot *s);
+/* sig to the worker's process group (the worker and what it started). */
+void mgr_signal_worker(const struct slot *s, int sig);
 void mgr_reset_slot(struct slot *s);
 
 /* mgr_sockets.c: the listening sockets of services and slots. */

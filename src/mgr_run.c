@@ -83,15 +83,10 @@ static void interrupt_slot(struct slot *s)
 {
     coty_timer_stop(M.loop, &s->respawn);
     coty_timer_stop(M.loop, &s->kill);
-    if (s->pid)
-        kill(s->pid, SIGINT);
+    mgr_signal_worker(s, SIGINT);
 }
 
-static void kill_slot(struct slot *s)
-{
-    if (s->pid)
-        kill(s->pid, SIGKILL);
-}
+static void kill_slot(struct slot *s) { mgr_signal_worker(s, SIGKILL); }
 
 static void on_stop_timer(void *ud)
 {
