@@ -2,6 +2,8 @@
 -- messages are dropped and counted, and supervision goes on.
 local H = require("helpers")
 local proc = H.proc
+-- the sanitizer build starts and stops processes several times more slowly
+local SLOW = H.slow or 1
 
 describe("a NOTIFY_SOCKET nobody reads", function()
   local fd
@@ -28,8 +30,8 @@ return m
     proc.sleep(0.5) -- 50 watchdog intervals: the queue is long full
     assert(proc.kill(first, "KILL"))
     local t0 = proc.now()
-    H.wait_until(function() return p:count_events("^run ") == 3 end, 1, "the respawn")
-    assert.is_true(proc.now() - t0 < 1)
+    H.wait_until(function() return p:count_events("^run ") == 3 end, 1, "the respawn") -- scaled by wait_until
+    assert.is_true(proc.now() - t0 < 1 * SLOW)
     -- the reader reads again: the next message goes, and the count is logged
     while proc.recv(fd, 0) do end
     H.wait_until(function()
@@ -38,7 +40,7 @@ return m
     proc.sleep(0.3) -- full again
     t0 = proc.now()
     assert(p:kill("TERM"))
-    assert.are.same({ code = 0 }, p:wait(2))
-    assert.is_true(proc.now() - t0 < 2)
+    assert.are.same({ code = 0 }, p:wait(2 * SLOW))
+    assert.is_true(proc.now() - t0 < 2 * SLOW)
   end)
 end)
