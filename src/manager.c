@@ -10,12 +10,14 @@
  * This file holds the services and their worker slots: spawn, reap,
  * respawn and reconcile; mgr_run.c holds the loop, the signals, the stops
  * and reload. Signals are read from a signalfd, never handled in a
- * handler. After each batch of events, mgr_reconcile() compares what runs
- * with what is wanted:
- * it forks missing workers (unless their slot waits out a restart delay)
- * and stops the ones above a lowered worker count. Nothing here sleeps:
- * delays are timers in the loop, so the manager answers signals at once
- * even while it throttles a crash loop.
+ * handler. After a batch of events that changed something (a death, a
+ * restart delay over, a reload, a new worker count: M.pending),
+ * mgr_reconcile() compares what runs with what is wanted: it forks missing
+ * workers (unless their slot waits out a restart delay) and stops the ones
+ * above a lowered worker count. Nothing here sleeps: delays are timers in
+ * the loop, and forks come in slices of SPAWN_SLICE seconds with a loop
+ * turn between them, so the manager answers signals at once even while it
+ * starts thousands of workers or throttles a crash loop.
  */
 #define _GNU_SOURCE
 #include "manager.h"
@@ -34,6 +36,7 @@
 
 
 #define KILL_MARGIN 1.0     /* past a worker's own graceful timeout */
+#define SPAWN_SLICE 0.02    /* forks this long at most between two loop turns */
 
 struct coty_mgr M;
 
@@ -66,6 +69,7 @@ void coty_mgr_destroy(void)
     for (int i = 0; i < M.nsvcs; i++)
         service_free(M.svcs[i]);
     free(M.svcs);
+    free(M.pids);
     memset(&M, 0, sizeof M);
 }
 const struct coty_mgr_conf *coty_mgr_conf(void) { return &M.conf; }
@@ -112,6 +116,7 @@ int coty_mgr_add(const struct coty_service_conf *conf, char *err, size_t errlen)
     }
     svc->id = M.nsvcs + 1;
     M.svcs[M.nsvcs++] = svc;
+    M.pending = 1;
     return svc->id;
 }
 
@@ -125,7 +130,8 @@ static double worker_timeout(const struct service *svc)
 
 static void on_slot_timer(void *ud)
 {
-    (void)ud; /* mgr_reconcile() after the loop turn does the work */
+    (void)ud;
+    M.pending = 1; /* mgr_reconcile() after the loop turn does the work */
 }
 
 static void on_kill_timer(void *ud)
@@ -190,15 +196,75 @@ void mgr_each_slot(void (*fn)(struct slot *))
                 fn(M.svcs[i]->slots[w]);
 }
 
+/* ---- pid -> slot ---------------------------------------------------- */
+
+/* Open addressing with linear probing over a power-of-two table that is
+ * at most half full; room is made before a batch of forks (pids_reserve),
+ * so that recording a new worker never allocates. */
+static size_t pid_home(pid_t pid) { return ((size_t)pid * 2654435761u) & (M.npids - 1); }
+
+static void pid_put(struct slot *s)
+{
+    size_t i = pid_home(s->pid);
+
+    while (M.pids[i])
+        i = (i + 1) & (M.npids - 1);
+    M.pids[i] = s;
+}
+
+/* Room for `n` workers. 0, or -1 on ENOMEM. */
+static int pids_reserve(int n)
+{
+    struct slot **old = M.pids;
+    size_t cap = M.npids ? M.npids : 64, oldcap = M.npids;
+
+    while (cap < 2 * (size_t)n)
+        cap *= 2;
+    if (cap == M.npids)
+        return 0;
+    if (!(M.pids = calloc(cap, sizeof *M.pids))) {
+        M.pids = old;
+        return -1;
+    }
+    M.npids = cap;
+    for (size_t i = 0; i < oldcap; i++)
+        if (old[i])
+            pid_put(old[i]);
+    free(old);
+    return 0;
+}
+
+/* Removes s (by its pid) and moves up the entries probed past it. */
+static void pid_del(struct slot *s)
+{
+    size_t i = pid_home(s->pid), mask = M.npids - 1;
+
+    while (M.pids[i] != s)
+        i = (i + 1) & mask;
+    M.pids[i] = NULL;
+    for (size_t j = (i + 1) & mask; M.pids[j]; j = (j + 1) & mask) {
+        struct slot *t = M.pids[j];
+        M.pids[j] = NULL;
+        pid_put(t);
+    }
+}
+
+/* Workers are in the table from the end of the batch of forks that
+ * started them: every lookup comes later, from the loop. */
 struct slot *mgr_slot_by_pid(pid_t pid)
 {
-    for (int i = 0; i < M.nsvcs; i++)
-        for (int w = 0; w < M.svcs[i]->nslots; w++) {
-            struct slot *s = M.svcs[i]->slots[w];
-            if (s && s->pid == pid)
-                return s;
-        }
+    if (!M.npids || pid <= 0)
+        return NULL;
+    for (size_t i = pid_home(pid); M.pids[i]; i = (i + 1) & (M.npids - 1))
+        if (M.pids[i]->pid == pid)
+            return M.pids[i];
     return NULL;
+}
+
+void mgr_set_ready(struct slot *s, int ready)
+{
+    M.nready += !!ready - s->ready;
+    s->ready = !!ready;
 }
 
 /* ---- spawn, stop, reap ---------------------------------------------- */
@@ -216,6 +282,7 @@ static void child(struct slot *s)
         .fds = mgr_worker_fds(s),
         .nfds = s->svc->nlisteners,
         .sigpipe_ignored = M.oldpipe.sa_handler == SIG_IGN,
+        .caught = &M.caught,
     };
 
     mgr_close_foreign_sockets(s);
@@ -247,7 +314,6 @@ static void spawn(struct slot *s)
                  "failed to start");
         return;
     }
-    fflush(NULL);
     pid = fork();
     if (pid < 0) {
         coty_error("fork() failed while spawning %s worker(%d): %s",
@@ -258,12 +324,15 @@ static void spawn(struct slot *s)
     }
     if (pid == 0)
         child(s);
+    /* Each write here copies a page that the new worker shares: s->ready
+     * is 0 already (as the slot's last worker was reaped), and the pid
+     * table is written after the batch of forks (record_pids). */
     s->pid = pid;
     s->started = coty_now();
     s->stopping = 0;
-    s->ready = 0;
     M.live++;
-    coty_debug("started %s worker(%d) [pid %d]", s->svc->conf.name, s->wid, (int)pid);
+    if (coty_log_get_level() <= COTY_DEBUG)
+        coty_debug("started %s worker(%d) [pid %d]", s->svc->conf.name, s->wid, (int)pid);
 }
 
 void mgr_stop_worker(struct slot *s)
@@ -318,10 +387,14 @@ void mgr_reaped(struct slot *s, int status)
 
     log_death(s, status);
     coty_timer_stop(M.loop, &s->kill);
+    if (s->in_pids)
+        pid_del(s);
+    s->in_pids = 0;
     s->pid = 0;
     s->stopping = 0;
-    s->ready = 0;
+    mgr_set_ready(s, 0);
     M.live--;
+    M.pending = 1;
     if (M.state == M_RUNNING)
         after_death(s, code, uptime);
 }
@@ -345,21 +418,64 @@ void mgr_reap(void)
 
 /* ---- reconcile: what runs against what is wanted ------------------- */
 
-static void reconcile_service(struct service *svc)
+/* Every slot that may fork soon exists before the first fork, and the pid
+ * table has room for them: the manager allocates nothing between forks,
+ * so each fork leaves it fewer pages to copy on its next writes. */
+static int prepare_service(struct service *svc)
 {
-    if (grow_slots(svc, svc->conf.workers) < 0) {
-        coty_error("out of memory while resizing %s to %d workers",
-                   svc->conf.name, svc->conf.workers);
-        return;
+    if (grow_slots(svc, svc->conf.workers) < 0)
+        return -1;
+    for (int w = 0; w < svc->conf.workers; w++)
+        if (!svc->slots[w] && !(svc->slots[w] = slot_new(svc, w)))
+            return -1;
+    return 0;
+}
+
+/* The signals whose disposition a new worker must reset: asked of the
+ * kernel once per batch of forks rather than reset blindly in each worker
+ * (a Lua library loaded by a hook may have set one since). */
+static void find_caught(void)
+{
+    sigemptyset(&M.caught);
+    for (int sig = 1; sig < NSIG; sig++) {
+        struct sigaction sa;
+        if (sig != SIGKILL && sig != SIGSTOP && sigaction(sig, NULL, &sa) == 0 &&
+            sa.sa_handler != SIG_DFL)
+            sigaddset(&M.caught, sig);
     }
+}
+
+static int prepare(void)
+{
+    int n = M.live;
+
+    for (int i = 0; i < M.nsvcs; i++) {
+        if (prepare_service(M.svcs[i]) < 0) {
+            coty_error("out of memory while resizing %s to %d workers",
+                       M.svcs[i]->conf.name, M.svcs[i]->conf.workers);
+            return -1;
+        }
+        n += M.svcs[i]->conf.workers;
+    }
+    /* What the manager's stdio buffers hold is written once, not by each
+     * worker that inherited it. */
+    fflush(NULL);
+    find_caught();
+    return pids_reserve(n);
+}
+
+/* Forks and stops what svc needs, until `until`; 1 when it is all done. */
+static int reconcile_service(struct service *svc, double until)
+{
     for (int w = 0; w < svc->nslots; w++) {
         struct slot *s = svc->slots[w];
 
         if (w < svc->conf.workers) {
-            if (!s && !(s = svc->slots[w] = slot_new(svc, w)))
+            if (s->pid || coty_timer_armed(&s->respawn))
                 continue;
-            if (!s->pid && !coty_timer_armed(&s->respawn))
-                spawn(s);
+            if (coty_now() >= until)
+                return 0;
+            spawn(s);
         } else if (s && s->pid && !s->stopping) {
             mgr_stop_worker(s);
         } else if (s && !s->pid) {
@@ -367,20 +483,47 @@ static void reconcile_service(struct service *svc)
             svc->slots[w] = NULL;
         }
     }
+    return 1;
 }
 
+/* Enters the workers forked by the last batch in the pid table (for
+ * which pids_reserve() made room). */
+static void record_pids(void)
+{
+    for (int i = 0; i < M.nsvcs; i++)
+        for (int w = 0; w < M.svcs[i]->nslots; w++) {
+            struct slot *s = M.svcs[i]->slots[w];
+            if (s && s->pid && !s->in_pids) {
+                pid_put(s);
+                s->in_pids = 1;
+            }
+        }
+}
+
+/* Called after each loop turn; leaves M.pending set when its slice of
+ * forks ran out before the work did (the loop then does not sleep). */
 void mgr_reconcile(void)
 {
-    if (M.state != M_RUNNING)
+    double until = coty_now() + SPAWN_SLICE;
+
+    if (M.state != M_RUNNING || !M.pending)
         return;
+    if (prepare() < 0)
+        return; /* M.pending stays: tried again at the next turn */
+    M.pending = 0;
     for (int i = 0; i < M.nsvcs && M.state == M_RUNNING; i++)
-        reconcile_service(M.svcs[i]);
+        if (!reconcile_service(M.svcs[i], until)) {
+            M.pending = 1;
+            break;
+        }
+    record_pids();
 }
 
 void mgr_reset_slot(struct slot *s)
 {
     coty_restart_reset(&s->throttle);
     coty_timer_stop(M.loop, &s->respawn);
+    M.pending = 1;
 }
 
 void coty_mgr_shutdown(void) { M.shutdown_asked = 1; }
@@ -398,6 +541,7 @@ int coty_mgr_reconfigure(int id, int workers)
         return -1;
     }
     svc->conf.workers = workers;
+    M.pending = 1;
     for (int w = 0; w < svc->nslots; w++)
         if (svc->slots[w])
             mgr_reset_slot(svc->slots[w]);

@@ -11,6 +11,7 @@
 #ifndef COTY_MANAGER_H
 #define COTY_MANAGER_H
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include "restart.h"
@@ -25,6 +26,7 @@ struct coty_worker_info {
     const int *fds;             /* the service's listening sockets */
     int nfds;
     int sigpipe_ignored;        /* SIGPIPE was ignored before run() */
+    const sigset_t *caught;     /* signals not at SIG_DFL in the manager */
 };
 
 struct coty_mgr_ops {

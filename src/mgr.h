@@ -28,6 +28,7 @@ struct slot {
     double started;
     int stopping;               /* the manager asked this worker to stop */
     int ready;                  /* the worker reported that init is done */
+    int in_pids;                /* entered in M.pids under its pid */
     struct coty_restart throttle;
     struct coty_timer respawn;  /* armed while the slot waits to restart */
     struct coty_timer kill;     /* armed while a stop waits for the exit */
@@ -59,10 +60,15 @@ struct coty_mgr {
     struct coty_loop *loop;
     int sigfd;
     sigset_t oldmask;
+    sigset_t caught;            /* dispositions a worker resets (not SIG_DFL) */
     struct sigaction oldpipe, oldchld;
     const struct coty_mgr_ops *ops;
     void *ud;
     int live;                   /* forked and not yet reaped */
+    int nready;                 /* slots whose worker reported ready */
+    int pending;                /* something changed: mgr_reconcile() has work */
+    struct slot **pids;         /* live workers by pid (manager.c) */
+    size_t npids;               /* its size: a power of two, or 0 */
     int status;                 /* what run() returns */
     int shutdown_asked;
     struct coty_timer stop_timer;
@@ -83,6 +89,8 @@ void mgr_reap(void);
 void mgr_reaped(struct slot *s, int status);
 void mgr_stop_worker(struct slot *s);
 void mgr_reset_slot(struct slot *s);
+/* Sets s->ready and keeps M.nready in step. */
+void mgr_set_ready(struct slot *s, int ready);
 
 /* mgr_sockets.c: the listening sockets of services and slots. */
 int mgr_sockets_open(struct service *svc, const struct coty_service_conf *conf, char *err,

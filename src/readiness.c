@@ -29,6 +29,12 @@
 /* True when every wanted slot has a worker that finished its init. */
 static int all_ready(void)
 {
+    int wanted = 0;
+
+    for (int i = 0; i < M.nsvcs; i++)
+        wanted += M.svcs[i]->conf.workers;
+    if (M.nready < wanted)
+        return 0; /* the walk below only once it may succeed */
     for (int i = 0; i < M.nsvcs; i++) {
         struct service *svc = M.svcs[i];
         for (int w = 0; w < svc->conf.workers; w++) {
@@ -60,7 +66,7 @@ static void on_ready_fd(void *ud, int fd, uint32_t events)
     while (recv(fd, &pid, sizeof pid, 0) == (ssize_t)sizeof pid) {
         struct slot *s = mgr_slot_by_pid(pid);
         if (s)
-            s->ready = 1;
+            mgr_set_ready(s, 1);
     }
     mgr_check_ready();
 }

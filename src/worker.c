@@ -130,13 +130,39 @@ static int method_call(lua_State *L)
     return 1;
 }
 
-/* Runs instance:name() (reload, terminate) in a new coroutine: Lua turns
- * hooks off in a thread while it runs a hook, and this may be called from
- * the hook, but a SIGTERM must still reach a busy reload. An error logs
- * the traceback and exits 2. Returns whether the method exists. */
+/* The coroutine of call_method(), made once and kept in the registry: a
+ * method that returned leaves it ready for the next, so a reload creates
+ * no thread. While it runs (a terminate from within reload), another
+ * call gets a new one. Either way the coroutine is pushed on L. */
+static lua_State *spare;
+static int spare_ref = LUA_NOREF, spare_busy;
+
+static lua_State *method_thread(lua_State *L)
+{
+    lua_State *co;
+
+    if (spare && !spare_busy) {
+        spare_busy = 1;
+        lua_rawgeti(L, LUA_REGISTRYINDEX, spare_ref);
+        return spare;
+    }
+    co = lua_newthread(L);
+    if (!spare) {
+        lua_pushvalue(L, -1);
+        spare_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        spare = co;
+        spare_busy = 1;
+    }
+    return co;
+}
+
+/* Runs instance:name() (reload, terminate) in a coroutine of its own: Lua
+ * turns hooks off in a thread while it runs a hook, and this may be called
+ * from the hook, but a SIGTERM must still reach a busy reload. An error
+ * logs the traceback and exits 2. Returns whether the method exists. */
 static int call_method(lua_State *L, const char *name)
 {
-    lua_State *co = lua_newthread(L);
+    lua_State *co = method_thread(L);
     int nres, status, found;
 
     lua_pushcfunction(co, method_call);
@@ -152,6 +178,10 @@ static int call_method(lua_State *L, const char *name)
         finish(2);
     }
     found = lua_toboolean(co, -1);
+    if (co == spare) {
+        lua_settop(co, 0); /* finished: ready to start another function */
+        spare_busy = 0;
+    }
     lua_pop(L, 1); /* the coroutine */
     return found;
 }
@@ -296,18 +326,34 @@ static void set_handler(int sig, void (*fn)(int))
     sigaction(sig, &sa, NULL);
 }
 
+/* True for the signals whose disposition reset_process() sets anyway. */
+static int kept(int sig, const struct coty_worker_info *info)
+{
+    return sig == SIGTERM || sig == SIGHUP || sig == SIGALRM ||
+           (sig == SIGPIPE && info->sigpipe_ignored);
+}
+
+static void unset(const char *name)
+{
+    if (getenv(name))
+        unsetenv(name);
+}
+
 /* Everything of the manager's goes: dispositions, mask (still blocked
- * until the end of start-up), notify variables. */
+ * until the end of start-up), notify variables. Only the dispositions the
+ * manager found caught or ignored are reset (info->caught): the others
+ * are at SIG_DFL already. */
 static void reset_process(const struct coty_worker_info *info)
 {
     struct sigaction dfl = {.sa_handler = SIG_DFL}, ign = {.sa_handler = SIG_IGN};
 
     for (int sig = 1; sig < NSIG; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP)
+        if (sigismember(info->caught, sig) == 1 && !kept(sig, info))
             sigaction(sig, &dfl, NULL);
     /* The one disposition a worker keeps: an ignored SIGPIPE, as network
-     * libraries set it when the services file loads them (luasocket). */
-    if (info->sigpipe_ignored)
+     * libraries set it when the services file loads them (luasocket). The
+     * manager itself ignores SIGPIPE, so the worker's is SIG_IGN already. */
+    if (info->sigpipe_ignored && sigismember(info->caught, SIGPIPE) != 1)
         sigaction(SIGPIPE, &ign, NULL);
     set_handler(SIGTERM, on_signal);
     set_handler(SIGHUP, on_signal);
@@ -317,9 +363,9 @@ static void reset_process(const struct coty_worker_info *info)
     prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
     if (getppid() != info->manager_pid)
         raise(SIGTERM); /* blocked now: delivered once init is done */
-    unsetenv("NOTIFY_SOCKET");
-    unsetenv("WATCHDOG_USEC");
-    unsetenv("WATCHDOG_PID");
+    unset("NOTIFY_SOCKET");
+    unset("WATCHDOG_USEC");
+    unset("WATCHDOG_PID");
 }
 
 static void arm_timeout(double seconds)
