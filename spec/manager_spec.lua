@@ -141,6 +141,26 @@ return m
     stop()
   end)
 
+  it("answers a SIGTERM within 50 ms while it starts 1000 workers", function()
+    p = H.run_app([[
+local S = { name = "many" }
+function S:run() ev("run") end
+local m = cotylua.manager()
+m:add(S, { workers = 1000 })
+m:register_hooks({ on_terminate = function() ev("terminate %.6f", cotylua.now()) end })
+return m
+]])
+    H.wait_until(function() return p:count_events("^run$") >= 20 end, 30, "20 workers in run")
+    local t0 = proc.now()
+    assert(p:kill("TERM"))
+    local t1 = tonumber(p:wait_event("^terminate ([%d.]+)$", 10))
+    assert.is_true(t1 - t0 < 0.05, ("the manager answered %.1f ms after the SIGTERM"):format((t1 - t0) * 1e3))
+    local stopping = tonumber(p:stderr():match("SIGTERM: stopping (%d+) workers"))
+    assert.is_true(stopping < 1000, "it forked all 1000 workers before reading the SIGTERM")
+    assert.are.same({ code = 0 }, p:wait(60))
+    assert.is_true(p:count_events("^run$") <= stopping, "a worker was forked after the answer")
+  end)
+
   it("throttles a crash loop without blocking, and answers SIGTERM during the backoff", function()
     p = H.run_app([[
 local S = { name = "crasher" }

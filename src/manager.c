@@ -15,9 +15,10 @@
  * mgr_reconcile() compares what runs with what is wanted: it forks missing
  * workers (unless their slot waits out a restart delay) and stops the ones
  * above a lowered worker count. Nothing here sleeps: delays are timers in
- * the loop, and forks come in slices of SPAWN_SLICE seconds with a loop
- * turn between them, so the manager answers signals at once even while it
- * starts thousands of workers or throttles a crash loop.
+ * the loop, and a batch of forks is cut into slices (SPAWN_SLICE seconds,
+ * or less when a signal is pending) with a loop turn between them, so the
+ * manager answers signals at once even while it starts thousands of
+ * workers or throttles a crash loop.
  */
 #define _GNU_SOURCE
 #include "manager.h"
@@ -464,7 +465,22 @@ static int prepare(void)
     return pids_reserve(n);
 }
 
-/* Forks and stops what svc needs, until `until`; 1 when it is all done. */
+/* True when the slice of forks is over: its time is up, or a signal
+ * waits to be read (one syscall, against a fork's hundreds of
+ * microseconds). */
+static int slice_over(double until)
+{
+    sigset_t set;
+
+    if (coty_now() >= until)
+        return 1;
+    sigpending(&set);
+    return sigismember(&set, SIGTERM) == 1 || sigismember(&set, SIGINT) == 1 ||
+           sigismember(&set, SIGHUP) == 1 || sigismember(&set, SIGCHLD) == 1;
+}
+
+/* Forks and stops what svc needs, until the slice is over; 1 when it is
+ * all done. */
 static int reconcile_service(struct service *svc, double until)
 {
     for (int w = 0; w < svc->nslots; w++) {
@@ -473,7 +489,7 @@ static int reconcile_service(struct service *svc, double until)
         if (w < svc->conf.workers) {
             if (s->pid || coty_timer_armed(&s->respawn))
                 continue;
-            if (coty_now() >= until)
+            if (slice_over(until))
                 return 0;
             spawn(s);
         } else if (s && s->pid && !s->stopping) {
@@ -500,20 +516,23 @@ static void record_pids(void)
         }
 }
 
-/* Called after each loop turn; leaves M.pending set when its slice of
- * forks ran out before the work did (the loop then does not sleep). */
+/* Called after each loop turn. M.pending (something changed) makes it
+ * prepare a batch of forks; M.more (the last slice ended before the
+ * batch did) only goes on with it. The loop does not sleep while either
+ * is set. No Lua runs in the manager without setting M.pending (hooks
+ * run on a death, a reload, a stop), so prepare()'s flush covers them. */
 void mgr_reconcile(void)
 {
     double until = coty_now() + SPAWN_SLICE;
 
-    if (M.state != M_RUNNING || !M.pending)
+    if (M.state != M_RUNNING || !(M.pending || M.more))
         return;
-    if (prepare() < 0)
+    if (M.pending && prepare() < 0)
         return; /* M.pending stays: tried again at the next turn */
-    M.pending = 0;
+    M.pending = M.more = 0;
     for (int i = 0; i < M.nsvcs && M.state == M_RUNNING; i++)
         if (!reconcile_service(M.svcs[i], until)) {
-            M.pending = 1;
+            M.more = 1;
             break;
         }
     record_pids();

@@ -67,6 +67,7 @@ struct coty_mgr {
     int live;                   /* forked and not yet reaped */
     int nready;                 /* slots whose worker reported ready */
     int pending;                /* something changed: mgr_reconcile() has work */
+    int more;                   /* a batch of forks goes on at the next turn */
     struct slot **pids;         /* live workers by pid (manager.c) */
     size_t npids;               /* its size: a power of two, or 0 */
     int status;                 /* what run() returns */

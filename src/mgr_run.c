@@ -282,7 +282,7 @@ int coty_mgr_run(const struct coty_mgr_ops *ops, void *ud)
             break;
         mgr_check_ready(); /* slots may have gone (reconfigure) without a report */
         mgr_update_status();
-        if (coty_loop_run_once(M.loop, M.pending ? 0 : -1) < 0) {
+        if (coty_loop_run_once(M.loop, M.pending || M.more ? 0 : -1) < 0) {
             coty_error("epoll_wait() failed: %s", strerror(errno));
             if (M.state == M_KILLING) {
                 reap_all_blocking();
