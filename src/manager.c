@@ -37,7 +37,7 @@
 
 
 #define KILL_MARGIN 1.0     /* past a worker's own graceful timeout */
-#define SPAWN_SLICE 0.02    /* forks this long at most between two loop turns */
+#define SPAWN_SLICE 0.05    /* forks this long at most between two loop turns */
 
 struct coty_mgr M;
 
@@ -202,7 +202,7 @@ void mgr_each_slot(void (*fn)(struct slot *))
 /* Open addressing with linear probing over a power-of-two table that is
  * at most half full; room is made before a batch of forks (pids_reserve),
  * so that recording a new worker never allocates. */
-static size_t pid_home(pid_t pid) { return ((size_t)pid * 2654435761u) & (M.npids - 1); }
+static size_t pid_home(pid_t pid) { return (size_t)pid & (M.npids - 1); }
 
 static void pid_put(struct slot *s)
 {

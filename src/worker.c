@@ -42,6 +42,11 @@ static lua_State *main_L;       /* the main thread of the worker */
  * that runs, since Lua hooks are per thread. */
 static lua_State *volatile threads[MAX_DEPTH];
 static volatile sig_atomic_t depth;
+/* Set while coty_worker_wait() sleeps with the signals unblocked: it
+ * delivers them itself when the sleep ends, so no hook is needed (setting
+ * one writes to every frame of the Lua stack: pages the worker would
+ * otherwise keep sharing with the manager). */
+static volatile sig_atomic_t waiting;
 static int instance_ref = LUA_NOREF;
 static timer_t term_timer;
 static int has_timer;
@@ -92,7 +97,7 @@ static void on_signal(int sig)
     } else if (sig == SIGHUP) {
         got_hup = 1;
     }
-    if (phase == P_RUN)
+    if (phase == P_RUN && !waiting)
         set_hook(running());
     errno = saved;
 }
@@ -275,6 +280,31 @@ static struct timespec *remaining(double deadline, struct timespec *ts)
     return ts;
 }
 
+/* The wait without an fd: TERM and HUP (those of them that the caller
+ * had not blocked itself) stay blocked and are taken here (sigtimedwait)
+ * and recorded as the handler would have, so that an idle worker wakes
+ * without a signal frame. As ppoll: -1 with EINTR after a signal, 0 once
+ * tp passed. */
+static int wait_signal(const sigset_t *old, const struct timespec *tp)
+{
+    sigset_t want;
+    int sig;
+
+    sigemptyset(&want);
+    if (sigismember(old, SIGTERM) == 0)
+        sigaddset(&want, SIGTERM);
+    if (sigismember(old, SIGHUP) == 0)
+        sigaddset(&want, SIGHUP);
+    sig = sigtimedwait(&want, NULL, tp);
+
+    if (sig > 0) {
+        on_signal(sig); /* `waiting` is set: no hook */
+        errno = EINTR;
+        return -1;
+    }
+    return errno == EAGAIN ? 0 : -1;
+}
+
 int coty_worker_wait(lua_State *L, int fd, short events, double timeout)
 {
     struct pollfd pfd = {.fd = fd, .events = events};
@@ -299,9 +329,13 @@ int coty_worker_wait(lua_State *L, int fd, short events, double timeout)
             sigprocmask(SIG_SETMASK, &old, NULL);
             return 0;
         }
-        /* ppoll unblocks atomically: a signal that came after the check
-         * above is pending and interrupts it at once. */
-        n = ppoll(&pfd, fd >= 0 ? 1 : 0, tp, &old);
+        /* ppoll unblocks atomically, sigtimedwait takes what is pending:
+         * a signal that came after the check above ends the wait at once. */
+        waiting = 1;
+        n = fd >= 0 ? ppoll(&pfd, 1, tp, &old) : wait_signal(&old, tp);
+        /* Blocked again here: a signal that comes once they are unblocked
+         * finds waiting = 0 and hooks the thread. */
+        waiting = 0;
         {
             int saved = errno;
             sigprocmask(SIG_SETMASK, &old, NULL);
