@@ -6,8 +6,9 @@
  *
  * One Lua 5.4 state with the standard libraries, in which APP (a Lua file,
  * called with KIND) is loaded before the first fork: it returns a table
- * with run(wid, pid) and, optionally, reload(wid, pid). The manager forks N
- * workers from that state, reads its signals from a signalfd, reaps in a
+ * with run(wid, pid) and, optionally, reload(wid, pid) and terminate(wid,
+ * pid). The manager forks N workers from that state, reads its signals
+ * from a signalfd, reaps in a
  * WNOHANG loop and restarts a dead worker under the policy of cotylua's
  * defaults: 5 immediate restarts within a 10 s sliding window, then a
  * delay of 1 s doubling up to 30 s; a worker that stayed up 10 s clears
@@ -17,7 +18,8 @@
  *
  * A worker keeps the manager's signal mask, asks for SIGTERM when the
  * manager dies, calls run(wid, pid), then waits in sigwaitinfo: SIGHUP
- * calls reload(wid, pid), SIGTERM or SIGINT ends it with status 0.
+ * calls reload(wid, pid), SIGTERM or SIGINT calls terminate(wid, pid) and
+ * ends it with status 0.
  *
  * It is a yardstick, not a product: no sockets, no hooks, no readiness,
  * no titles, no Lua API for the services.
@@ -104,6 +106,7 @@ static void worker(int wid)
         else if (sig == SIGTERM || sig == SIGINT)
             break;
     }
+    call("terminate", wid);
     fflush(NULL);
     _exit(0);
 }

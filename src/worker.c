@@ -200,13 +200,22 @@ static void arm_term_timer(void)
     }
 }
 
+/* instance:terminate() on the thread that runs: from P_TERMINATING on no
+ * signal is delivered, so no hook has to reach it and it needs no
+ * coroutine of its own (none is created). An error logs the traceback and
+ * exits 2; the graceful timeout bounds it. */
 static void terminate(lua_State *L) __attribute__((noreturn));
 static void terminate(lua_State *L)
 {
     phase = P_TERMINATING;
     got_term = 1;
     arm_term_timer(); /* not armed yet when a SIGHUP led here */
-    call_method(L, "terminate");
+    lua_pushcfunction(L, method_call);
+    lua_pushliteral(L, "terminate");
+    if (coty_lua_call(L, 1, 0) != LUA_OK) {
+        coty_error("error in terminate: %s", lua_tostring(L, -1));
+        finish(2);
+    }
     finish(0);
 }
 

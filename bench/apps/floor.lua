@@ -14,6 +14,7 @@ end
 local idle = {
   run = function(wid, pid) report("run", wid, pid) end,
   reload = function(wid, pid) report("reload", wid, pid) end,
+  terminate = function() end,
 }
 
 local crash = {
