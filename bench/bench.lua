@@ -1,6 +1,7 @@
 -- bench/bench.lua - cotylua and Python's cotyledon, side by side.
 --
---   lua5.4 bench/bench.lua [--quick] [--repeats N] [--only S1,S4] [--out FILE] [--keep]
+--   lua5.4 bench/bench.lua [--quick] [--repeats N] [--only S1,S4] [--managers cotylua,floor]
+--                          [--out FILE] [--keep]
 --
 -- Starts each manager on the equivalent apps of bench/apps/, drives it with
 -- signals and prints one table: a row per figure, cotylua's figure, the
@@ -85,19 +86,22 @@ local function parse_args(argv)
     elseif a == "--repeats" then i = i + 1; opts.repeats = math.tointeger(tonumber(argv[i]))
     elseif a == "--only" then i = i + 1; opts.only = {}
       for id in (argv[i] or ""):gmatch("[^,]+") do opts.only[id:upper()] = true end
+    elseif a == "--managers" then i = i + 1; opts.managers = {}
+      for name in (argv[i] or ""):gmatch("[^,]+") do opts.managers[name] = true end
     elseif a == "--out" then i = i + 1; opts.out = argv[i]
     elseif a == "--keep" then opts.keep = true
     else
-      io.stderr:write("usage: lua5.4 bench/bench.lua [--quick] [--repeats N] [--only S1,S4] [--out FILE] [--keep]\n")
+      io.stderr:write("usage: lua5.4 bench/bench.lua [--quick] [--repeats N] [--only S1,S4] "
+                      .. "[--managers cotylua,floor] [--out FILE] [--keep]\n")
       os.exit(2)
     end
     i = i + 1
   end
   local cfg = {}
   for k, v in pairs(MODES[opts.mode]) do cfg[k] = v end
-  cfg.mode, cfg.only, cfg.keep = opts.mode, opts.only, opts.keep
+  cfg.mode, cfg.only, cfg.keep, cfg.managers = opts.mode, opts.only, opts.keep, opts.managers
   cfg.repeats = opts.repeats or cfg.repeats
-  local partial = opts.mode == "quick" or opts.only or opts.repeats
+  local partial = opts.mode == "quick" or opts.only or opts.repeats or opts.managers
   cfg.out = opts.out or (partial and ROOT .. "/build/bench/RESULTS.md" or ROOT .. "/bench/RESULTS.md")
   return cfg
 end
@@ -851,11 +855,12 @@ local function run_scenario(sc, mgr, cfg, errors, round)
   if not stopped then errors[#errors + 1] = ("%s %s: %s"):format(sc.id, mgr.name, serr) end
 end
 
-local function check_prerequisites()
+local function check_prerequisites(cfg)
   local missing = {}
   if not io.open(BIN) then missing[#missing + 1] = BIN .. " (run make)" end
   if not io.open(FLOOR) then missing[#missing + 1] = FLOOR .. " (run make bench-floor)" end
-  if os.execute(PYTHON .. " -c 'import cotyledon' 2>/dev/null") ~= true then
+  if (not cfg.managers or cfg.managers.cotyledon)
+     and os.execute(PYTHON .. " -c 'import cotyledon' 2>/dev/null") ~= true then
     missing[#missing + 1] = "python3-cotyledon (apt-get install -y python3-cotyledon)"
   end
   if #missing > 0 then
@@ -892,7 +897,9 @@ local function run_all(cfg, errors)
     for _, sc in ipairs(SCENARIOS) do
       local wanted = (not cfg.only or cfg.only[sc.id]) and not (sc.full_only and cfg.mode == "quick")
       if wanted then
-        for _, mgr in ipairs(MANAGERS) do run_scenario(sc, mgr, rc, errors, round) end
+        for _, mgr in ipairs(MANAGERS) do
+          if not cfg.managers or cfg.managers[mgr.name] then run_scenario(sc, mgr, rc, errors, round) end
+        end
       end
     end
   end
@@ -913,7 +920,7 @@ end
 
 local function main()
   local cfg = parse_args(arg)
-  check_prerequisites()
+  check_prerequisites(cfg)
   LOAD_START = loadavg()
   local load1 = tonumber(LOAD_START:match("^%S+")) or 0
   if load1 > 1 then log("warning: load average %s before the run: figures will be noisy", LOAD_START) end
