@@ -29,19 +29,12 @@ end
 describe("journal", function()
   local p, fd
 
-  setup(function() proc.set_subreaper() end)
-
   after_each(function()
-    if p and p:alive() then
-      p:kill("KILL")
-      p:wait(5)
-    end
     if fd then
       proc.close(fd)
       os.remove(SOCKET)
     end
     p, fd = nil, nil
-    assert.are.equal(0, H.teardown(), "processes were left behind")
   end)
 
   it("sends structured entries with priority, service, worker id, pid and exit code", function()
