@@ -52,7 +52,8 @@ local MODES = {
     repeats = 5,
     s1_ns = { 1, 100, 1000 },
     s1plus = 10000,          -- S1+ workers, under a soft fd limit of 1024
-    s1plus_cap = 60,         -- seconds before S1+ is called failed
+    s1plus_cap = 240,        -- seconds before S1+ is called failed
+    s1plus_rounds = 2,       -- S1+/S4+ take minutes: in the first rounds only
     s1plus_peer_repeats = 1, -- cotyledon fails S1+; once is enough
     n = 100,                 -- workers in S2, S4, S5
     s3_kills = 10,
@@ -452,6 +453,7 @@ end
 -- SIGTERM until all have exited (S4+). Cotyledon, which stalls, runs in
 -- the first rounds only.
 local function S1plus(mgr, cfg)
+  if cfg.round > cfg.s1plus_rounds then return end
   if mgr.name == "cotyledon" and cfg.round > cfg.s1plus_peer_repeats then return end
   for _ = 1, cfg.repeats do
     if not s1_once("S1plus", mgr, cfg.s1plus, { fd_limit = 1024, cap = cfg.s1plus_cap, stop_key = "S4plus" }) then break end
