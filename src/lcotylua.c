@@ -419,6 +419,10 @@ static int l_run(lua_State *L)
     worker_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     luaL_unref(L, LUA_REGISTRYINDEX, handlers_ref);
     handlers_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    /* A full cycle before the first fork: the workers inherit no garbage
+     * and a GC debt far from the next step, so that their first
+     * allocations do not walk (and copy) the heap they share. */
+    lua_gc(L, LUA_GCCOLLECT);
     status = coty_mgr_run(&ops, L);
     if (status < 0)
         return luaL_error(L, "cannot run the manager: %s", strerror(errno));
