@@ -21,7 +21,8 @@ CC ?= cc
 CFLAGS ?= -O2 -g
 LIBFLAG ?= -shared
 
-DEBS = lua5.4 liblua5.4-dev libsystemd-dev lua-busted lua-socket luarocks systemd pkg-config gcc make valgrind mandoc groff lua-check
+DEBS = lua5.4 liblua5.4-dev libsystemd-dev lua-busted lua-socket luarocks systemd pkg-config gcc make valgrind mandoc groff lua-check \
+    lua-cqueues lua-luv lua-http lua-copas wrk curl
 
 ifdef LUA_INCDIR
 LUA_CFLAGS = -I$(LUA_INCDIR)
@@ -38,7 +39,7 @@ WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 ALL_CFLAGS = -std=c99 -fPIC $(WARN) $(CFLAGS) $(LUA_CFLAGS) $(SD_CFLAGS) $(EXTRA_CFLAGS)
 
 B ?= build
-ENGINE = log sdlib journal loop restart proctitle notify sockets manager mgr_run mgr_sockets readiness worker lcall lcotylua
+ENGINE = log fdscan sdlib journal loop restart proctitle notify sockets manager mgr_run mgr_sockets readiness worker lcall lcotylua
 ENGINE_OBJS = $(ENGINE:%=$(B)/obj/%.o)
 BIN = $(B)/bin/cotylua
 MOD = $(B)/lib/cotylua/core.so

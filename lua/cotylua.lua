@@ -408,6 +408,7 @@ function Manager:run()
     error("manager:run() was already called", 2)
   end
   self.ran = true
+  core.warn_shared_fds() -- an event loop made while the file loaded
   if core.check_mode() then
     self:describe()
     return

@@ -17,6 +17,7 @@
 #include <lua.h>
 
 #include "cotylua.h"
+#include "fdscan.h"
 #include "lcall.h"
 #include "log.h"
 #include "loop.h"
@@ -255,6 +256,13 @@ static int l_shutdown(lua_State *L)
     return 0;
 }
 
+/* Warns about the loop fds that loading the services file left open. */
+static int l_warn_shared_fds(lua_State *L)
+{
+    lua_pushinteger(L, coty_fds_warn_shared());
+    return 1;
+}
+
 static int l_check_mode(lua_State *L)
 {
     if (!lua_isnone(L, 1))
@@ -414,6 +422,7 @@ static const luaL_Reg funcs[] = {
     {"run", l_run},
     {"shutdown", l_shutdown},
     {"check_mode", l_check_mode},
+    {"warn_shared_fds", l_warn_shared_fds},
     {"sleep", l_sleep},
     {"wait", l_wait},
     {"stopping", l_stopping},
