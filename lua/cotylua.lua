@@ -19,6 +19,8 @@ local format, mtype, unpack = string.format, math.type, table.unpack
 M.sleep = core.sleep
 M.wait = core.wait
 M.stopping = core.stopping
+M.signal_fd = core.signal_fd
+M.dispatch = core.dispatch
 M.now = core.now
 M.getpid = core.getpid
 
@@ -299,6 +301,7 @@ function Manager:add(service, opts)
   if reuseport == nil then
     reuseport = service_field(service, "reuseport", label, check_boolean)
   end
+  service_field(service, "drain", label, check_boolean) -- read by the worker
   for _, addr in ipairs(listen or {}) do
     if reuseport and addr:find("^unix:") then
       error(format("bad listen for %s: %s: reuseport needs a tcp address", label, show(addr)), 2)

@@ -324,6 +324,24 @@ static int l_stopping(lua_State *L)
     return 1;
 }
 
+static int l_signal_fd(lua_State *L)
+{
+    int fd = coty_worker_signal_fd();
+
+    if (fd < 0)
+        return luaL_error(L, "cotylua.signal_fd: %s",
+                          errno == EPERM ? "only a worker has one (call it in init or run)"
+                                         : strerror(errno));
+    lua_pushinteger(L, fd);
+    return 1;
+}
+
+static int l_dispatch(lua_State *L)
+{
+    coty_worker_dispatch(L);
+    return 0;
+}
+
 static int l_now(lua_State *L)
 {
     lua_pushnumber(L, coty_now());
@@ -426,6 +444,8 @@ static const luaL_Reg funcs[] = {
     {"sleep", l_sleep},
     {"wait", l_wait},
     {"stopping", l_stopping},
+    {"signal_fd", l_signal_fd},
+    {"dispatch", l_dispatch},
     {"now", l_now},
     {"getpid", l_getpid},
     {"sockets", l_sockets},

@@ -7,6 +7,12 @@
  * SIGHUP are ignored). The graceful timeout is a POSIX timer armed by the
  * SIGTERM handler itself (timer_settime is async-signal-safe): it bounds
  * the time from the request to the exit, even when run is stuck in C.
+ *
+ * A worker driven by an event loop asks for loop delivery (signal_fd):
+ * the handlers then poke a self-pipe instead of hooking Lua, and the loop
+ * calls coty_worker_dispatch when the pipe is readable, between two of its
+ * callbacks. A service with `drain` keeps running after terminate returns
+ * (it finishes its work in flight) and exits when run returns.
  */
 #define _GNU_SOURCE
 #include "worker.h"
@@ -29,6 +35,7 @@
 #include "log.h"
 #include "loop.h"
 #include "proctitle.h"
+#include "selfpipe.h"
 
 enum phase { P_NONE, P_INIT, P_RUN, P_TERMINATING };
 
@@ -36,7 +43,10 @@ enum phase { P_NONE, P_INIT, P_RUN, P_TERMINATING };
 
 static volatile sig_atomic_t phase = P_NONE;
 static volatile sig_atomic_t got_term, got_hup;
+static volatile sig_atomic_t loop_mode; /* signals go to the self-pipe, not a hook */
 static int in_reload;
+static int drains;              /* the service has drain = true */
+static int draining;            /* terminate returned; waiting for run to return */
 static lua_State *main_L;       /* the main thread of the worker */
 /* The coroutines being resumed, innermost last: the handler hooks the one
  * that runs, since Lua hooks are per thread. */
@@ -92,7 +102,9 @@ static void on_signal(int sig)
     } else if (sig == SIGHUP) {
         got_hup = 1;
     }
-    if (phase == P_RUN)
+    if (loop_mode)
+        coty_selfpipe_poke();
+    else if (phase == P_RUN)
         set_hook(running());
     errno = saved;
 }
@@ -165,14 +177,18 @@ static void arm_term_timer(void)
     }
 }
 
-static void terminate(lua_State *L) __attribute__((noreturn));
+/* Exits 0 once terminate returns, unless the service drains: then the
+ * worker goes back to what it was doing and exits when run returns. */
 static void terminate(lua_State *L)
 {
     phase = P_TERMINATING;
     got_term = 1;
     arm_term_timer(); /* not armed yet when a SIGHUP led here */
     call_method(L, "terminate");
-    finish(0);
+    if (!drains)
+        finish(0);
+    draining = 1;
+    coty_info("draining: the worker exits when run returns");
 }
 
 static void reload(lua_State *L)
@@ -199,7 +215,8 @@ static void dispatch(lua_State *L)
     while (deliverable()) {
         if (got_term)
             terminate(L);
-        reload(L);
+        else
+            reload(L);
     }
 }
 
@@ -217,7 +234,7 @@ void coty_worker_enter(lua_State *co)
     if (d < MAX_DEPTH)
         threads[d] = co;
     depth = d + 1;
-    if (deliverable())
+    if (deliverable() && !loop_mode)
         set_hook(co);
 }
 
@@ -225,7 +242,7 @@ void coty_worker_leave(lua_State *L)
 {
     if (depth > 0)
         depth = depth - 1;
-    if (deliverable())
+    if (deliverable() && !loop_mode)
         set_hook(L);
 }
 
@@ -258,6 +275,8 @@ int coty_worker_wait(lua_State *L, int fd, short events, double timeout)
         struct timespec ts, *tp;
         int n;
 
+        if (draining)
+            return 0; /* stopping: a plain loop notices at once */
         sigprocmask(SIG_BLOCK, &block, &old);
         if (deliverable()) {
             sigprocmask(SIG_SETMASK, &old, NULL);
@@ -284,6 +303,30 @@ int coty_worker_wait(lua_State *L, int fd, short events, double timeout)
         if (n < 0 && errno != EINTR)
             return -1;
     }
+}
+
+/* ---- delivery through an event loop ---------------------------------- */
+
+int coty_worker_signal_fd(void)
+{
+    int fd;
+
+    if (phase == P_NONE) {
+        errno = EPERM;
+        return -1;
+    }
+    if ((fd = coty_selfpipe_open()) < 0)
+        return -1;
+    loop_mode = 1;
+    if (got_term || got_hup)
+        coty_selfpipe_poke();
+    return fd;
+}
+
+void coty_worker_dispatch(lua_State *L)
+{
+    coty_selfpipe_drain();
+    dispatch(L);
 }
 
 /* ---- start-up ------------------------------------------------------- */
@@ -367,6 +410,9 @@ static int body(lua_State *L)
 
     lua_settop(L, 3);
     lua_call(L, 2, 1);
+    lua_getfield(L, -1, "drain");
+    drains = lua_toboolean(L, -1);
+    lua_pop(L, 1);
     instance_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     phase = P_RUN;
     stage = "run";
@@ -376,8 +422,9 @@ static int body(lua_State *L)
     lua_pushliteral(L, "run");
     lua_call(L, 1, 0);
     stage = "the worker";
-    for (;;)
+    while (!draining)
         coty_worker_wait(L, -1, 0, -1);
+    finish(0);
     return 0;
 }
 

@@ -38,4 +38,12 @@ void coty_worker_leave(lua_State *L);
  * with errno. */
 int coty_worker_wait(lua_State *L, int fd, short events, double timeout);
 
+/* Switches this worker to delivery through its event loop and returns an
+ * fd that is readable while a terminate or reload is pending (-1 with
+ * errno EPERM outside a worker). From then on signals no longer interrupt
+ * Lua code: the loop calls coty_worker_dispatch when the fd is readable. */
+int coty_worker_signal_fd(void);
+/* Runs the terminate or reload that is pending, if any, here and now. */
+void coty_worker_dispatch(lua_State *L);
+
 #endif
