@@ -6,6 +6,7 @@
 --   HTTP_LISTEN=tcp://127.0.0.1:8081 HTTP_WORKERS=4 cotylua examples/http_copas.lua
 --   curl http://127.0.0.1:8080/               "hello from worker 0"
 --   curl 'http://127.0.0.1:8080/slow?ms=2000' answered after 2 s
+--   HTTP_RELOAD=1 cotylua examples/http_copas.lua    with a reload (see the end)
 --
 -- Needs Debian's lua-copas and lua-socket. copas is packaged for Lua 5.1
 -- to 5.3 only, but it is pure Lua and runs on 5.4 as it is: the line below
@@ -152,6 +153,16 @@ function Web:run()
     if cotylua.stopping() then
       self:sweep()
     end
+  end
+end
+
+-- With HTTP_RELOAD=1 the service has a reload: SIGHUP then keeps the
+-- workers (reload runs between two turns of the loop). Without it, SIGHUP
+-- restarts them, each draining first.
+if os.getenv("HTTP_RELOAD") == "1" then
+  function Web:reload()
+    self.reloads = (self.reloads or 0) + 1
+    cotylua.log.info("reloaded (%d)", self.reloads)
   end
 end
 

@@ -6,6 +6,7 @@
 --   HTTP_LISTEN=tcp://127.0.0.1:8081 HTTP_WORKERS=4 cotylua examples/http_lua_http.lua
 --   curl http://127.0.0.1:8080/               "hello from worker 0"
 --   curl 'http://127.0.0.1:8080/slow?ms=2000' answered after 2 s
+--   HTTP_RELOAD=1 cotylua examples/http_lua_http.lua    with a reload (see the end)
 --
 -- Needs Debian's lua-http and lua-cqueues. lua-http is packaged for Lua
 -- 5.1 to 5.3 only, but it is pure Lua and runs on 5.4 as it is: the line
@@ -79,6 +80,16 @@ end
 function Web:run()
   while not (cotylua.stopping() and self.server.n_connections == 0) do
     assert(self.cq:step())
+  end
+end
+
+-- With HTTP_RELOAD=1 the service has a reload: SIGHUP then keeps the
+-- workers (reload runs between two turns of the loop). Without it, SIGHUP
+-- restarts them, each draining first.
+if os.getenv("HTTP_RELOAD") == "1" then
+  function Web:reload()
+    self.reloads = (self.reloads or 0) + 1
+    cotylua.log.info("reloaded (%d)", self.reloads)
   end
 end
 

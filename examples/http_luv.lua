@@ -6,6 +6,7 @@
 --   HTTP_LISTEN=tcp://127.0.0.1:8081 HTTP_WORKERS=4 cotylua examples/http_luv.lua
 --   curl http://127.0.0.1:8080/               "hello from worker 0"
 --   curl 'http://127.0.0.1:8080/slow?ms=2000' answered after 2 s
+--   HTTP_RELOAD=1 cotylua examples/http_luv.lua    with a reload (see the end)
 --
 -- Needs Debian's lua-luv (built for Lua 5.4). require("luv") creates
 -- libuv's default loop (an epoll fd and more), so it is required in init,
@@ -128,6 +129,16 @@ end
 -- connection has closed.
 function Web:run()
   self.uv.run()
+end
+
+-- With HTTP_RELOAD=1 the service has a reload: SIGHUP then keeps the
+-- workers (reload runs between two turns of the loop). Without it, SIGHUP
+-- restarts them, each draining first.
+if os.getenv("HTTP_RELOAD") == "1" then
+  function Web:reload()
+    self.reloads = (self.reloads or 0) + 1
+    cotylua.log.info("reloaded (%d)", self.reloads)
+  end
 end
 
 local manager = cotylua.manager({ graceful_shutdown_timeout = 15 })
