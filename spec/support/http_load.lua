@@ -101,9 +101,9 @@ local function report(example, case, r)
     example, case, r.requests or 0, r.failed or 0, r.connect or 0))
 end
 
-function L.describe_example(example, env)
-  local describe, it, setup, after_each = env.describe, env.it, env.setup, env.after_each
-  assert = env.assert
+function L.describe_example(example, busted_env)
+  local describe, it, setup, after_each = busted_env.describe, busted_env.it, busted_env.setup, busted_env.after_each
+  assert = busted_env.assert
   local file = H.root .. "/examples/" .. example
 
   describe(example .. " under load", function()
