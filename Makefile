@@ -137,3 +137,9 @@ bench:
 	sh tools/deps.sh bench
 	$(MAKE) all
 	$(LUA) bench/bench.lua $(if $(QUICK),--quick)
+
+# Requests per second of the lua-http and luv examples under cotylua
+# against the same server alone (bench/http.lua; writes build/bench/HTTP.md).
+.PHONY: bench-http
+bench-http: all
+	$(LUA) bench/http.lua
