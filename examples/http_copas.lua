@@ -18,7 +18,7 @@
 -- socket that copas watches, so terminate and reload run between two of
 -- its steps. Debian 12's copas (1.x) has no timers, so the run loop below
 -- steps copas itself and keeps the few timers this server needs. With
--- `drain = true`, SIGTERM (and a restart on SIGHUP, and a reconfigure
+-- `drain_on_stop = true`, SIGTERM (and a restart on SIGHUP, and a reconfigure
 -- down) stops accepting, finishes the requests in flight, answers the
 -- next request of each keep-alive connection with "Connection: close",
 -- closes connections that stay idle, and the worker exits when run
@@ -31,7 +31,7 @@ local socket = require("socket")
 local Web = {
   name = "http",
   listen = os.getenv("HTTP_LISTEN") or "tcp://127.0.0.1:8080",
-  drain = true,
+  drain_on_stop = true,
   graceful_shutdown_timeout = 10,
 }
 

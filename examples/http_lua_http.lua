@@ -17,7 +17,7 @@
 -- The event loop (a cqueues controller) is created in init, in the
 -- worker: made when the file loads, it would be one loop shared by every
 -- worker. The line `loop.cqueues(cq)` hands terminate and reload to that
--- loop, so they run between two of its callbacks. With `drain = true`,
+-- loop, so they run between two of its callbacks. With `drain_on_stop = true`,
 -- SIGTERM (and a restart on SIGHUP, and a reconfigure down) stops
 -- accepting, finishes the requests in flight, answers the next request of
 -- each keep-alive connection with "connection: close", and the worker
@@ -30,7 +30,7 @@ local cotylua = require("cotylua")
 local Web = {
   name = "http",
   listen = os.getenv("HTTP_LISTEN") or "tcp://127.0.0.1:8080",
-  drain = true,
+  drain_on_stop = true,
   graceful_shutdown_timeout = 10,
 }
 

@@ -13,17 +13,18 @@
 -- in the worker: at the top of this file it would be one loop shared by
 -- every worker. libuv retries the system calls that signals interrupt, so
 -- terminate and reload reach it through `loop.luv(uv)`, which watches
--- cotylua's signal fd and runs them between two callbacks. With `drain =
--- true`, SIGTERM (and a restart on SIGHUP, and a reconfigure down) stops
--- accepting, finishes the requests in flight, answers the next request of
--- each keep-alive connection with "Connection: close", closes connections
--- that stay idle, and the worker exits when uv.run returns.
+-- cotylua's signal fd and runs them between two callbacks. With
+-- `drain_on_stop = true`, SIGTERM (and a restart on SIGHUP, and a
+-- reconfigure down) stops accepting, finishes the requests in flight,
+-- answers the next request of each keep-alive connection with
+-- "Connection: close", closes connections that stay idle, and the worker
+-- exits when uv.run returns.
 local cotylua = require("cotylua")
 
 local Web = {
   name = "http",
   listen = os.getenv("HTTP_LISTEN") or "tcp://127.0.0.1:8080",
-  drain = true,
+  drain_on_stop = true,
   graceful_shutdown_timeout = 10,
 }
 

@@ -13,7 +13,7 @@
 -- interrupts it, so the loop watches cotylua's signal fd as one more
 -- socket (`loop.socket()`) and calls cotylua.dispatch() when it is
 -- readable: terminate and reload run between two turns of the loop. With
--- `drain = true`, SIGTERM (and a restart on SIGHUP, and a reconfigure
+-- `drain_on_stop = true`, SIGTERM (and a restart on SIGHUP, and a reconfigure
 -- down) stops accepting, finishes the requests in flight, answers the
 -- next request of each keep-alive connection with "Connection: close",
 -- closes connections that stay idle, and the worker exits when run
@@ -24,7 +24,7 @@ local socket = require("socket")
 local Web = {
   name = "http",
   listen = os.getenv("HTTP_LISTEN") or "tcp://127.0.0.1:8080",
-  drain = true,
+  drain_on_stop = true,
   graceful_shutdown_timeout = 10,
 }
 

@@ -301,7 +301,7 @@ function Manager:add(service, opts)
   if reuseport == nil then
     reuseport = service_field(service, "reuseport", label, check_boolean)
   end
-  service_field(service, "drain", label, check_boolean) -- read by the worker
+  service_field(service, "drain_on_stop", label, check_boolean) -- read by the worker
   for _, addr in ipairs(listen or {}) do
     if reuseport and addr:find("^unix:") then
       error(format("bad listen for %s: %s: reuseport needs a tcp address", label, show(addr)), 2)

@@ -1,4 +1,4 @@
--- Drain (a service with drain = true: terminate starts the stop, the
+-- Drain (a service with drain_on_stop = true: terminate starts the stop, the
 -- worker exits when run returns, or with status 1 when its graceful
 -- timeout passes) and delivery through a loop (cotylua.signal_fd and
 -- cotylua.dispatch: terminate and reload run where the loop calls
@@ -23,7 +23,7 @@ describe("drain and loop delivery", function()
 
   it("ends a draining worker when run returns: cotylua.sleep returns at once", function()
     p = H.run_app([[
-local S = { name = "d", drain = true, graceful_shutdown_timeout = 30 }
+local S = { name = "d", drain_on_stop = true, graceful_shutdown_timeout = 30 }
 function S:terminate() ev("terminate") end
 function S:run()
   while not cotylua.stopping() do cotylua.sleep(60) end
@@ -44,7 +44,7 @@ return m
 
   it("exits 1 when run does not return within the graceful timeout", function()
     p = H.run_app([[
-local S = { name = "d", drain = true, graceful_shutdown_timeout = 0.5 }
+local S = { name = "d", drain_on_stop = true, graceful_shutdown_timeout = 0.5 }
 function S:terminate() ev("terminate") end
 function S:run()
   while true do cotylua.sleep(1) end
@@ -65,7 +65,7 @@ return m
 
   it("restarts a draining worker on SIGHUP (no reload) once run returns", function()
     p = H.run_app([[
-local S = { name = "d", drain = true }
+local S = { name = "d", drain_on_stop = true }
 function S:terminate() ev("terminate %d", cotylua.getpid()) end
 function S:run()
   ev("run %d", cotylua.getpid())
@@ -130,13 +130,13 @@ return m
     assert.are.same({ code = 0 }, p:wait(10))
   end)
 
-  it("rejects a drain that is not a boolean, naming it", function()
+  it("rejects a drain_on_stop that is not a boolean, naming it", function()
     p = H.run_app([[
 local m = cotylua.manager()
-m:add({ name = "x", drain = "yes" }, { workers = 1 })
+m:add({ name = "x", drain_on_stop = "yes" }, { workers = 1 })
 return m
 ]])
     assert.are_not.same({ code = 0 }, p:wait(10))
-    assert.matches('bad service "x".drain: expected true or false, got "yes" %(string%)', p:stderr())
+    assert.matches('bad service "x".drain_on_stop: expected true or false, got "yes" %(string%)', p:stderr())
   end)
 end)

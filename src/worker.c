@@ -11,7 +11,7 @@
  * A worker driven by an event loop asks for loop delivery (signal_fd):
  * the handlers then poke a self-pipe instead of hooking Lua, and the loop
  * calls coty_worker_dispatch when the pipe is readable, between two of its
- * callbacks. A service with `drain` keeps running after terminate returns
+ * callbacks. A service with `drain_on_stop` keeps running after terminate returns
  * (it finishes its work in flight) and exits when run returns.
  */
 #define _GNU_SOURCE
@@ -45,7 +45,7 @@ static volatile sig_atomic_t phase = P_NONE;
 static volatile sig_atomic_t got_term, got_hup;
 static volatile sig_atomic_t loop_mode; /* signals go to the self-pipe, not a hook */
 static int in_reload;
-static int drains;              /* the service has drain = true */
+static int drains;              /* the service has drain_on_stop = true */
 static int draining;            /* terminate returned; waiting for run to return */
 static lua_State *main_L;       /* the main thread of the worker */
 /* The coroutines being resumed, innermost last: the handler hooks the one
@@ -410,7 +410,7 @@ static int body(lua_State *L)
 
     lua_settop(L, 3);
     lua_call(L, 2, 1);
-    lua_getfield(L, -1, "drain");
+    lua_getfield(L, -1, "drain_on_stop");
     drains = lua_toboolean(L, -1);
     lua_pop(L, 1);
     instance_ref = luaL_ref(L, LUA_REGISTRYINDEX);
