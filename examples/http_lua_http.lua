@@ -49,6 +49,10 @@ function Web:init()
     onstream = function(_, stream)
       self:respond(stream)
     end,
+    -- a client that went away is no reason to stop the worker
+    onerror = function(_, _, op, err)
+      cotylua.log.warning("http server: %s: %s", op, tostring(err))
+    end,
   }))
 end
 
@@ -66,8 +70,9 @@ function Web:respond(stream)
   if cotylua.stopping() then
     h:append("connection", "close")
   end
-  assert(stream:write_headers(h, false))
-  assert(stream:write_chunk(body, true))
+  if stream:write_headers(h, false) then
+    stream:write_chunk(body, true)
+  end
 end
 
 -- Stop accepting; the connections open finish (see run).

@@ -16,7 +16,7 @@ local socket = require("socket")
 local L = {}
 local assert -- busted's, set by describe_example
 
-local DURATION = 3        -- seconds of wrk per case
+local DURATION = 5        -- seconds of wrk per case (the signals come in the first 2 or 3)
 local CONNECTIONS = 16
 
 local function free_port()
@@ -126,6 +126,15 @@ function L.describe_example(example, busted_env)
       return H.workers_of(p.pid, "http")
     end
 
+    local function tail() return "\n--- manager's stderr:\n" .. p:stderr():sub(-3000) end
+
+    -- H.wait_until, with the manager's log in the message when it times out.
+    local function wait_until(pred, timeout, what)
+      local r = table.pack(pcall(H.wait_until, pred, timeout, what))
+      if not r[1] then error(tostring(r[2]) .. tail(), 2) end
+      return table.unpack(r, 2, r.n)
+    end
+
     local function both_replaced(old)
       return function()
         local now, n = H.workers_of(p.pid, "http")
@@ -144,7 +153,7 @@ function L.describe_example(example, busted_env)
 
     -- Requests whose connections the workers have accepted: at least n.
     local function wait_accepted(n)
-      H.wait_until(function() return count(accepted_inodes(port)) >= n end, 10,
+      wait_until(function() return count(accepted_inodes(port)) >= n end, 10,
         n .. " accepted connections")
     end
 
@@ -171,15 +180,15 @@ function L.describe_example(example, busted_env)
       local slow = start_curl(800, port)
       for i = 1, 2 do
         assert(p:kill("HUP"))
-        H.wait_until(function()
+        wait_until(function()
           return select(2, p:stderr():gsub("reloaded %(" .. i .. "%)", "")) == 2
         end, 10, "both workers to reload (" .. i .. ")")
       end
       local r = finish_wrk(w, DURATION)
       report(example, "SIGHUP-reload", r)
       assert.are.equal("200 0", curl_status(slow))
-      assert.are.same(before, (H.workers_of(p.pid, "http")), "reload kept the workers")
-      assert.are.same({ 0, 0 }, { r.connect, r.failed }, "wrk:\n" .. w:stdout())
+      assert.are.same(before, (H.workers_of(p.pid, "http")), "reload kept the workers:\n" .. p:stderr())
+      assert.are.same({ 0, 0 }, { r.connect, r.failed }, "wrk:\n" .. w:stdout() .. tail())
       stop()
     end)
 
@@ -191,14 +200,14 @@ function L.describe_example(example, busted_env)
       wait_accepted(CONNECTIONS + 1)
       for _ = 1, 2 do
         assert(p:kill("HUP"))
-        workers = H.wait_until(both_replaced(workers), 15, "both workers restarted")
-        H.wait_until(function() return held_by(workers[0], port) + held_by(workers[1], port) > 0 end,
+        workers = wait_until(both_replaced(workers), 15, "both workers restarted")
+        wait_until(function() return held_by(workers[0], port) + held_by(workers[1], port) > 0 end,
           10, "the new workers to serve")
       end
       local r = finish_wrk(w, DURATION)
       report(example, "SIGHUP-restart", r)
       assert.are.equal("200 0", curl_status(slow))
-      assert.are.same({ 0, 0 }, { r.connect, r.failed }, "wrk:\n" .. w:stdout())
+      assert.are.same({ 0, 0 }, { r.connect, r.failed }, "wrk:\n" .. w:stdout() .. tail())
       stop()
     end)
 
@@ -212,7 +221,7 @@ function L.describe_example(example, busted_env)
         held = held + held_by(victim, port)
         assert(proc.kill(victim, "KILL"))
         kills = kills + 1
-        workers = H.wait_until(function()
+        workers = wait_until(function()
           local now, n = H.workers_of(p.pid, "http")
           return n == 2 and now[i % 2] ~= victim and now
         end, 10, "the killed worker respawned")
@@ -238,12 +247,12 @@ return manager
       local slow = start_curl(800, port)
       wait_accepted(CONNECTIONS + 1)
       assert(p:kill("HUP"))
-      H.wait_until(function() return select(2, H.workers_of(p.pid, "http")) == 1 end, 15,
+      wait_until(function() return select(2, H.workers_of(p.pid, "http")) == 1 end, 15,
         "one worker left")
       local r = finish_wrk(w, DURATION)
       report(example, "reconfigure-down", r)
       assert.are.equal("200 0", curl_status(slow))
-      assert.are.same({ 0, 0 }, { r.connect, r.failed }, "wrk:\n" .. w:stdout())
+      assert.are.same({ 0, 0 }, { r.connect, r.failed }, "wrk:\n" .. w:stdout() .. tail())
       assert.are_not.matches("timeout exceeded", p:stderr())
       stop()
     end)
