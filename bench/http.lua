@@ -3,7 +3,8 @@
 -- examples/http_luv.lua, requests per second under cotylua (1 worker)
 -- against the same server started alone in one process
 -- (bench/alone.lua), measured by wrk on loopback, alternating the two so
--- that drift in the machine's load falls on both. Target: cotylua within
+-- that drift in the machine's load falls on both; the server runs on
+-- core 1 and wrk on core 0 (taskset). Target: cotylua within
 -- 3% of alone. Prints a table and writes it to FILE (default
 -- build/bench/HTTP.md).
 local function dirname(path)
@@ -64,7 +65,7 @@ local function wait_serving(port, pid)
 end
 
 local function wrk(port, seconds)
-  local f = assert(io.popen(("wrk -t1 -c16 -d%ds http://127.0.0.1:%d/ 2>&1"):format(seconds, port)))
+  local f = assert(io.popen(("taskset -c 0 wrk -t1 -c16 -d%ds http://127.0.0.1:%d/ 2>&1"):format(seconds, port)))
   local out = f:read("a")
   f:close()
   local errors = out:match("Socket errors:[^\n]*") or out:match("Non%-2xx[^\n]*")
@@ -77,6 +78,10 @@ local function measure(how, example)
   local port = free_port()
   local file = ROOT .. "/examples/" .. example
   local argv = how == "cotylua" and { BIN, file } or { "lua5.4", ROOT .. "/bench/alone.lua", file, tostring(port) }
+  -- the server on the second core, wrk on the first: the two do not trade places
+  table.insert(argv, 1, "taskset")
+  table.insert(argv, 2, "-c")
+  table.insert(argv, 3, "1")
   local pid = assert(proc.spawn{ argv = argv, env = env(port), stdout = "/dev/null",
                                  stderr = "/dev/null", newpgrp = true })
   local ok, rps = pcall(function()
@@ -123,7 +128,8 @@ local load = io.open("/proc/loadavg"):read("l")
 local text = table.concat({
   "# HTTP servers: cotylua against the same server alone",
   "",
-  ("Written by `bench/http.lua` on %s: wrk -t1 -c16 on loopback, %d s per run after a 1 s warm-up, "
+  ("Written by `bench/http.lua` on %s: wrk -t1 -c16 on loopback (wrk on core 0, the server on core 1), "
+    .. "%d s per run after a 1 s warm-up, "
     .. "%d runs each, alternating; 1 worker. Median, then (min – max), in requests per second. "
     .. "Load average at the end: %s."):format(os.date("!%Y-%m-%d %H:%M UTC"), opts.seconds, opts.repeats, load),
   "",
