@@ -241,17 +241,24 @@ local manager = dofile(%q)
 manager:register_hooks({ on_reload = function() manager:reconfigure(1, 1) end })
 return manager
 ]]):format(file))
-      start({ "HTTP_RELOAD=1" }, wrapper)
+      local workers = start({ "HTTP_RELOAD=1" }, wrapper)
+      -- slow requests until worker(1), the one to go, has one in flight
+      local slow = {}
+      repeat
+        slow[#slow + 1] = start_curl(1500, port)
+        wait_accepted(#slow)
+      until held_by(workers[1], port) > 0 or #slow == 10
+      assert(held_by(workers[1], port) > 0, "no request reached worker(1)")
       local w = start_wrk(p.dir, port, DURATION)
-      wait_accepted(CONNECTIONS)
-      local slow = start_curl(800, port)
-      wait_accepted(CONNECTIONS + 1)
+      wait_accepted(CONNECTIONS + #slow)
       assert(p:kill("HUP"))
       wait_until(function() return select(2, H.workers_of(p.pid, "http")) == 1 end, 15,
         "one worker left")
       local r = finish_wrk(w, DURATION)
       report(example, "reconfigure-down", r)
-      assert.are.equal("200 0", curl_status(slow))
+      for _, c in ipairs(slow) do
+        assert.are.equal("200 0", curl_status(c), tail())
+      end
       assert.are.same({ 0, 0 }, { r.connect, r.failed }, "wrk:\n" .. w:stdout() .. tail())
       assert.are_not.matches("timeout exceeded", p:stderr())
       stop()
