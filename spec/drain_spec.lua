@@ -115,6 +115,29 @@ return m
     assert.are.equal("idle", events[#events - 1]) -- after the busy turn, never inside it
   end)
 
+  it("does not start run after a SIGTERM that came during init", function()
+    p = H.run_app([[
+local S = { name = "d", drain_on_stop = true }
+function S:init()
+  ev("init %d", cotylua.getpid())
+  while not cotylua.stopping() do cotylua.sleep(0.01) end
+end
+function S:terminate() ev("terminate") end
+function S:run() ev("run") end
+local m = cotylua.manager()
+m:add(S, { workers = 1 })
+return m
+]])
+    local pid = tonumber(p:wait_event("^init (%d+)$", 10))
+    assert(proc.kill(pid, "TERM"))
+    p:wait_event("^terminate$", 10)
+    H.wait_until(function() return not proc.alive(pid) or H.proc_stat(pid).state == "Z" end, 10, "the worker to exit")
+    assert.is_nil(p:index_of("^run$"))
+    assert(p:kill("TERM"))
+    assert.are.same({ code = 0 }, p:wait(10))
+    assert.is_nil(p:index_of("^run$"))
+  end)
+
   it("refuses signal_fd outside a worker", function()
     p = H.run_app([[
 local ok, err = pcall(cotylua.signal_fd)

@@ -417,6 +417,8 @@ static int body(lua_State *L)
     phase = P_RUN;
     stage = "run";
     dispatch(L); /* what came during init; a terminate never reports ready */
+    if (draining)
+        finish(0); /* nor starts run, even when the service drains */
     report_ready(ready_fd);
     lua_pushcfunction(L, method_call);
     lua_pushliteral(L, "run");
