@@ -6,7 +6,8 @@
 --
 -- (the spec's _ENV carries busted's describe, it, assert and the rest)
 --
--- Loopback only; each wrk run lasts a few seconds. Every case prints one
+-- Loopback only; each wrk run lasts a few seconds (until the case ends it
+-- with SIGINT, on which wrk prints its figures). Every case prints one
 -- line "http load: EXAMPLE CASE: N requests, N failed, N refused" on
 -- stderr, the figures of the report.
 local H = require("helpers")
@@ -16,7 +17,7 @@ local socket = require("socket")
 local L = {}
 local assert -- busted's, set by describe_example
 
-local DURATION = 5        -- seconds of wrk per case (the signals come in the first 2 or 3)
+local LONGEST = 120       -- seconds: wrk runs until the case has done its part, then gets SIGINT
 local CONNECTIONS = 16
 
 local function free_port()
@@ -73,13 +74,15 @@ local function parse_wrk(text)
   return r
 end
 
-local function start_wrk(dir, port, seconds)
-  return H.start{ dir = dir, argv = { "wrk", "-t2", "-c" .. CONNECTIONS, "-d" .. seconds .. "s",
+local function start_wrk(dir, port)
+  return H.start{ dir = dir, argv = { "wrk", "-t2", "-c" .. CONNECTIONS, "-d" .. LONGEST .. "s",
     "--timeout", "10s", ("http://127.0.0.1:%d/"):format(port) } }
 end
 
-local function finish_wrk(w, seconds)
-  assert.are.same({ code = 0 }, w:wait(seconds + 20), "wrk: " .. w:stderr())
+-- Ends wrk (SIGINT) and returns its figures.
+local function finish_wrk(w)
+  assert(w:kill("INT"))
+  assert.are.same({ code = 0 }, w:wait(20), "wrk: " .. w:stderr())
   local r = parse_wrk(w:stdout())
   assert(r.requests, "no wrk figures in:\n" .. w:stdout())
   return r
@@ -175,7 +178,7 @@ function L.describe_example(example, busted_env)
 
     it("loses nothing when SIGHUP reloads the workers", function()
       local before = start({ "HTTP_RELOAD=1" })
-      local w = start_wrk(p.dir, port, DURATION)
+      local w = start_wrk(p.dir, port)
       wait_accepted(CONNECTIONS)
       local slow = start_curl(800, port)
       for i = 1, 2 do
@@ -184,7 +187,8 @@ function L.describe_example(example, busted_env)
           return select(2, p:stderr():gsub("reloaded %(" .. i .. "%)", "")) == 2
         end, 10, "both workers to reload (" .. i .. ")")
       end
-      local r = finish_wrk(w, DURATION)
+      wait_accepted(CONNECTIONS) -- wrk is back to full load
+      local r = finish_wrk(w)
       report(example, "SIGHUP-reload", r)
       assert.are.equal("200 0", curl_status(slow))
       assert.are.same(before, (H.workers_of(p.pid, "http")), "reload kept the workers:\n" .. p:stderr())
@@ -194,7 +198,7 @@ function L.describe_example(example, busted_env)
 
     it("loses nothing when SIGHUP restarts the workers (no reload)", function()
       local workers = start()
-      local w = start_wrk(p.dir, port, DURATION)
+      local w = start_wrk(p.dir, port)
       wait_accepted(CONNECTIONS)
       local slow = start_curl(800, port)
       wait_accepted(CONNECTIONS + 1)
@@ -204,7 +208,8 @@ function L.describe_example(example, busted_env)
         wait_until(function() return held_by(workers[0], port) + held_by(workers[1], port) > 0 end,
           10, "the new workers to serve")
       end
-      local r = finish_wrk(w, DURATION)
+      wait_accepted(CONNECTIONS) -- wrk is back to full load
+      local r = finish_wrk(w)
       report(example, "SIGHUP-restart", r)
       assert.are.equal("200 0", curl_status(slow))
       assert.are.same({ 0, 0 }, { r.connect, r.failed }, "wrk:\n" .. w:stdout() .. tail())
@@ -213,7 +218,7 @@ function L.describe_example(example, busted_env)
 
     it("loses at most the connections of a SIGKILLed worker, and refuses none", function()
       local workers = start()
-      local w = start_wrk(p.dir, port, DURATION)
+      local w = start_wrk(p.dir, port)
       local held, kills = 0, 0
       for i = 1, 3 do
         wait_accepted(CONNECTIONS)
@@ -225,9 +230,9 @@ function L.describe_example(example, busted_env)
           local now, n = H.workers_of(p.pid, "http")
           return n == 2 and now[i % 2] ~= victim and now
         end, 10, "the killed worker respawned")
-        proc.sleep(0.3) -- load on the new worker before the next kill
       end
-      local r = finish_wrk(w, DURATION)
+      wait_accepted(CONNECTIONS) -- wrk is back to full load
+      local r = finish_wrk(w)
       report(example, ("SIGKILL x%d (held %d)"):format(kills, held), r)
       assert.are.equal(0, r.connect, "refused:\n" .. w:stdout())
       assert(r.failed <= held, ("%d failed, the killed workers held %d:\n%s"):format(r.failed, held, w:stdout()))
@@ -249,12 +254,13 @@ return manager
         wait_accepted(#slow)
       until held_by(workers[1], port) > 0 or #slow == 10
       assert(held_by(workers[1], port) > 0, "no request reached worker(1)")
-      local w = start_wrk(p.dir, port, DURATION)
+      local w = start_wrk(p.dir, port)
       wait_accepted(CONNECTIONS + #slow)
       assert(p:kill("HUP"))
       wait_until(function() return select(2, H.workers_of(p.pid, "http")) == 1 end, 15,
         "one worker left")
-      local r = finish_wrk(w, DURATION)
+      wait_accepted(CONNECTIONS) -- wrk is back to full load
+      local r = finish_wrk(w)
       report(example, "reconfigure-down", r)
       for _, c in ipairs(slow) do
         assert.are.equal("200 0", curl_status(c), tail())
