@@ -198,10 +198,10 @@ function L.describe_example(example, busted_env)
 
     it("loses nothing when SIGHUP restarts the workers (no reload)", function()
       local workers = start()
+      local slow = start_curl(2000, port) -- in flight at the first SIGHUP
+      wait_accepted(1)
       local w = start_wrk(p.dir, port)
       wait_accepted(CONNECTIONS)
-      local slow = start_curl(800, port)
-      wait_accepted(CONNECTIONS + 1)
       for _ = 1, 2 do
         assert(p:kill("HUP"))
         workers = wait_until(both_replaced(workers), 15, "both workers restarted")
@@ -250,12 +250,12 @@ return manager
       -- slow requests until worker(1), the one to go, has one in flight
       local slow = {}
       repeat
-        slow[#slow + 1] = start_curl(1500, port)
+        slow[#slow + 1] = start_curl(3000, port)
         wait_accepted(#slow)
       until held_by(workers[1], port) > 0 or #slow == 10
       assert(held_by(workers[1], port) > 0, "no request reached worker(1)")
       local w = start_wrk(p.dir, port)
-      wait_accepted(CONNECTIONS + #slow)
+      wait_accepted(CONNECTIONS)
       assert(p:kill("HUP"))
       wait_until(function() return select(2, H.workers_of(p.pid, "http")) == 1 end, 15,
         "one worker left")
