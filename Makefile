@@ -2,6 +2,7 @@
 #
 #   make            build the binary, the cotylua.core module and the spec helper
 #   make demo       run examples/services.lua in the foreground (Ctrl-C stops it)
+#   make unit       the C unit tests alone (no sanitizer build)
 #   make check      unit tests, specs, and the specs again under ASan/UBSan
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make deps       install the missing Debian packages (tools/deps.sh) for
@@ -35,7 +36,12 @@ LUA_LIBS := $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
 SD_CFLAGS := $(shell pkg-config --cflags libsystemd 2>/dev/null)
 DL_LIBS ?=
 
-WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+# Lua 5.4's own warning set (the list in its makefile), less the ones that
+# are for C89 (-Wdeclaration-after-statement), for C++ (-Wc++-compat) or
+# for gcc alone (-Wlogical-op), so that clang builds as quietly.
+WARN = -Wall -Wextra -Wshadow -Wundef -Wwrite-strings -Wredundant-decls \
+    -Wdisabled-optimization -Wdouble-promotion -Wmissing-declarations \
+    -Wmissing-prototypes -Wnested-externs -Wstrict-prototypes -Wold-style-definition
 ALL_CFLAGS = -std=c99 -fPIC $(WARN) $(CFLAGS) $(LUA_CFLAGS) $(SD_CFLAGS) $(EXTRA_CFLAGS)
 
 B ?= build
@@ -46,7 +52,7 @@ MOD = $(B)/lib/cotylua/core.so
 SPEC_HELPER = $(B)/spec/proc.so
 UNIT = test_restart test_loop test_log
 
-.PHONY: all demo check unit spec spec-asan install uninstall clean deps
+.PHONY: all demo unit check install uninstall clean deps
 all: $(BIN) $(MOD) $(SPEC_HELPER)
 
 $(B)/obj/%.o: src/%.c src/*.h
@@ -90,13 +96,17 @@ demo:
 	$(MAKE) all
 	$(BIN) examples/services.lua || test $$? = 1
 
+# The C unit tests against the normal build; each ends "N passed, N failed".
+unit: $(UNIT:%=$(B)/test/%)
+	@for t in $^; do ./$$t || exit 1; done
+
 # The whole suite: C unit tests, the specs against the normal build, then
 # the specs against an ASan/UBSan build. Ends with "N passed, N failed".
 check:
 	sh tools/deps.sh check
 	$(MAKE) all
 	$(MAKE) B=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
-	    EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	    EXTRA_CFLAGS="-fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=undefined,float-cast-overflow" \
 	    all $(UNIT:%=build-asan/test/%)
 	sh tools/check.sh $(UNIT:%=build-asan/test/%)
 

@@ -46,7 +46,6 @@ build = {
     BINDIR = "$(BINDIR)",
     LIBDIR = "$(LIBDIR)",
     LUADIR = "$(LUADIR)",
-    MANDIR = "$(PREFIX)/doc/man",
     SHAREDIR = "$(PREFIX)/share",
   },
   copy_directories = { "examples" },

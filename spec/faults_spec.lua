@@ -6,13 +6,6 @@ local proc = H.proc
 describe("faults", function()
   local p
 
-  setup(function() proc.set_subreaper() end)
-
-  after_each(function()
-    assert.are.equal(0, H.finish(p), "processes were left behind")
-    p = nil
-  end)
-
   it("logs the traceback of an error in run, reports status 2 and respawns", function()
     p = H.run_app([[
 local S = { name = "raiser" }

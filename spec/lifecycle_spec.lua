@@ -56,22 +56,6 @@ for _, mode in ipairs({ "binary", "lua" }) do
   describe("lifecycle (" .. mode .. ")", function()
     local p
 
-    setup(function() proc.set_subreaper() end)
-
-    after_each(function()
-      if p and p:alive() then -- a failed test: stop it the normal way first
-        p:kill("TERM")
-        p:wait(15)
-      end
-      p = nil
-      assert.are.equal(0, H.teardown(), "processes were left behind")
-    end)
-
-    local function stop(expected)
-      assert(p:kill("TERM"))
-      local st = assert(p:wait(15))
-      assert.are.same({ code = expected or 0 }, st)
-    end
 
     it("starts every worker with its id, args, title and on_new_worker", function()
       p = H.run_app(WORKFLOW, mode)
@@ -89,7 +73,7 @@ for _, mode in ipairs({ "binary", "lua" }) do
       assert.are.equal("cotylua: master", H.comm(p.pid))
       local kids = H.children(p.pid)
       assert.are.equal(5, #kids)
-      stop()
+      H.stop(p)
     end)
 
     it("reloads a worker that has reload() and restarts one that has none on SIGHUP", function()
@@ -108,7 +92,7 @@ for _, mode in ipairs({ "binary", "lua" }) do
       assert.truthy(p:wait_event("^dead 4 0 0$"))
       assert.is_true(proc.alive(pids["reloadable 0"]))
       assert.are.equal(0, p:count_events("^dead 1 "))
-      stop()
+      H.stop(p)
     end)
 
     it("sees a terminate that exits 42 as 42 and respawns the same worker id", function()
@@ -121,7 +105,7 @@ for _, mode in ipairs({ "binary", "lua" }) do
       local newpid = tonumber(p:wait_event("^run exit42 0 (%d+)$", 5, at))
       assert.are_not.equal(pids["exit42 0"], newpid)
       assert.truthy(p:wait_event("^new 3 0 exit42 true$", 5, at))
-      stop()
+      H.stop(p)
     end)
 
     it("stops a worker without terminate with status 0 and respawns it", function()
@@ -131,13 +115,13 @@ for _, mode in ipairs({ "binary", "lua" }) do
       p:wait_event("^dead 4 0 0$")
       local newpid = tonumber(p:wait_event("^run bare 0 (%d+)$", 5, p:index_of("^dead 4 0 0$")))
       assert.are_not.equal(pids["bare 0"], newpid)
-      stop()
+      H.stop(p)
     end)
 
     it("runs on_terminate hooks in order and every terminate on SIGTERM, then exits 0", function()
       p = H.run_app(WORKFLOW, mode)
       all_running(p)
-      stop(0)
+      H.stop(p, 0)
       local h1, h2 = p:index_of("^hook_terminate 1$"), p:index_of("^hook_terminate 2$")
       assert.truthy(h1 and h2 and h1 < h2)
       for _, s in ipairs({ "reloadable 0", "reloadable 1", "plain 0", "exit42 0" }) do

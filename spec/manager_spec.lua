@@ -6,27 +6,8 @@ local proc = H.proc
 
 local CPATH = "package.cpath = " .. string.format("%q", H.root .. "/build/spec/?.so;") .. " .. package.cpath\n"
 
-local function ids(t)
-  local out = {}
-  for id in pairs(t) do out[#out + 1] = id end
-  table.sort(out)
-  return out
-end
-
 describe("manager", function()
   local p
-
-  setup(function() proc.set_subreaper() end)
-
-  after_each(function()
-    assert.are.equal(0, H.finish(p), "processes were left behind")
-    p = nil
-  end)
-
-  local function stop()
-    assert(p:kill("TERM"))
-    assert.are.same({ code = 0 }, p:wait(10))
-  end
 
   it("reconfigures up and down at run time, stopping the highest worker ids first", function()
     p = H.run_app([[
@@ -43,7 +24,7 @@ m:register_hooks({
 return m
 ]])
     -- the live workers' ids, e.g. "0,1,2", read from their titles
-    local function pool() return table.concat(ids(H.workers_of(p.pid, "pool")), ",") end
+    local function pool() return table.concat(H.keys(H.workers_of(p.pid, "pool")), ",") end
     H.wait_until(function() return pool() == "0,1" end)
     local before = H.workers_of(p.pid, "pool")
     assert(p:kill("HUP"))
@@ -58,7 +39,7 @@ return m
     local after = H.workers_of(p.pid, "pool")
     assert.are_not.equal(before[0], after[0])
     assert.are.equal(0, H.zombies_of(p.pid))
-    stop()
+    H.stop(p)
   end)
 
   it("reaches, stops and reaps a worker that left the manager's process group", function()
@@ -77,7 +58,7 @@ return m
     assert.are.equal(pid, pgid)
     assert(p:kill("HUP"))
     p:wait_event("^reload " .. pid .. "$")
-    stop()
+    H.stop(p)
     assert.truthy(p:wait_event("^term " .. pid .. "$", 0))
   end)
 
@@ -92,7 +73,7 @@ return m
 ]])
     p:wait_event("^run %d+$")
     local t0 = proc.now()
-    stop()
+    H.stop(p)
     local elapsed = proc.now() - t0
     assert.is_true(elapsed >= 0.3 and elapsed < 3, "stopped after " .. elapsed)
     assert.matches("did not stop within 0.3 s; sending SIGKILL", p:stderr())
@@ -138,7 +119,7 @@ return m
     local deadline = proc.now() + 1
     H.wait_until(function() return proc.now() >= deadline end, 2, "one idle second")
     assert.are.equal(before, switches(), "the manager woke up while idle")
-    stop()
+    H.stop(p)
   end)
 
   it("throttles a crash loop without blocking, and answers SIGTERM during the backoff", function()
@@ -153,7 +134,9 @@ return m
     -- 1 start + 5 immediate restarts, then a 1 s backoff, then 2 s.
     H.wait_until(function() return p:count_events("^run ") >= 6 end, 5, "6 starts")
     H.wait_until(function() return p:count_events("^dead 7$") >= 6 end, 5, "6 deaths")
-    assert.matches("crasher worker%(0%) died 6 times in [%d.e-]+ s; next start in 1 s", p:stderr())
+    -- the hook runs before the throttle's warning: wait for the line
+    H.wait_until(function() return p:stderr():find("crasher worker%(0%) died 6 times in [%d.e-]+ s; next start in 1 s") end,
+      5, "the throttle's warning")
     local times = {}
     H.wait_until(function()
       times = {}
@@ -176,7 +159,7 @@ return m
     H.wait_until(function() return p:count_events("^dead 7$") >= 7 end)
     H.wait_until(function() return p:stderr():find("next start in 2 s", 1, true) end)
     local t0 = proc.now()
-    stop()
+    H.stop(p)
     -- sooner than the 2 s backoff it interrupts
     assert.is_true(proc.now() - t0 < 1.5, "SIGTERM during a backoff took " .. (proc.now() - t0))
     assert.are.equal(7, p:count_events("^run "), "no start after SIGTERM")
@@ -201,7 +184,7 @@ return m
     assert.are.equal(0, p:count_events("^hook 3$"))
     assert.matches("on_reload hook #2 failed: [^\n]*hook 2 fails", p:stderr())
     assert.matches("stack traceback:", p:stderr())
-    stop()
+    H.stop(p)
     assert.are.equal(1, p:count_events("^term hook$"))
   end)
 
@@ -222,7 +205,7 @@ return m
     assert.is_true(p:alive())
     assert.is_true(proc.alive(tonumber(pid)))
     assert.are.equal(0, p:count_events("^dead"))
-    stop()
+    H.stop(p)
   end)
 
   it("takes its restart throttle from the service table and add()", function()
@@ -255,7 +238,7 @@ return m
     assert.is_true(q[3] - q[2] >= 0.35 and q[4] - q[3] >= 0.35, "then 0.4 s each")
     assert.is_true(o[4] - o[3] >= 0.25, "then 0.3 s")
     assert.is_true(math.max(q[2] - q[1], o[2] - o[1], o[3] - o[2]) < 2, "immediate restarts")
-    stop()
+    H.stop(p)
   end)
 
   it("runs as PID 1 of a pid namespace: reaps orphans, stops on SIGTERM", function()
@@ -299,7 +282,7 @@ return m
 ]]
     p = H.run_app(body, "binary", { args = {} })
     local pid = p:wait_event("^run (%d+)$")
-    stop()
+    H.stop(p)
     local err = p:stderr()
     local ts = "%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d%.%d%d%d"
     assert.matches("\n?" .. ts .. " INFO talker worker%(0%)%[" .. pid .. "%]: info two\n", err)
@@ -309,7 +292,7 @@ return m
 
     p = H.run_app(body, "binary", { env = { "COTYLUA_LOG_LEVEL=warning" } })
     p:wait_event("^run %d+$")
-    stop()
+    H.stop(p)
     err = p:stderr()
     assert.matches("WARNING talker worker%(0%)%[%d+%]: warn\n", err)
     assert.is_nil(err:find("INFO", 1, true))
@@ -318,7 +301,7 @@ return m
     H.app(dir, H.prelude .. body)
     p = H.start{ dir = dir, argv = { H.bin, "--log-level", "debug", "services.lua" } }
     p:wait_event("^run %d+$")
-    stop()
+    H.stop(p)
     err = p:stderr()
     assert.matches("DEBUG talker worker%(0%)%[%d+%]: dbg 1\n", err)
     assert.matches("DEBUG master%[%d+%]: started talker worker%(0%) %[pid %d+%]\n", err)
@@ -327,18 +310,18 @@ return m
     local quiet = body:gsub("cotylua%.manager%(%)", 'cotylua.manager({ log_level = "error" })')
     p = H.run_app(quiet)
     p:wait_event("^run %d+$")
-    stop()
+    H.stop(p)
     assert.is_nil(p:stderr():find("WARNING", 1, true), "log_level = error in the file")
     p = H.run_app(quiet, "binary", { env = { "COTYLUA_LOG_LEVEL=warning" } })
     p:wait_event("^run %d+$")
-    stop()
+    H.stop(p)
     assert.matches("WARNING talker worker%(0%)%[%d+%]: warn\n", p:stderr())
     dir = H.tmpdir()
     H.app(dir, H.prelude .. quiet)
     p = H.start{ dir = dir, argv = { H.bin, "--log-level", "debug", "services.lua" },
       env = { "COTYLUA_LOG_LEVEL=error" } }
     p:wait_event("^run %d+$")
-    stop()
+    H.stop(p)
     assert.matches("DEBUG talker worker%(0%)%[%d+%]: dbg 1\n", p:stderr())
   end)
 end)

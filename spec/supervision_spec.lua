@@ -7,18 +7,6 @@ local proc = H.proc
 describe("supervision", function()
   local p
 
-  setup(function() proc.set_subreaper() end)
-
-  after_each(function()
-    assert.are.equal(0, H.finish(p), "processes were left behind")
-    p = nil
-  end)
-
-  local function stop(code)
-    assert(p:kill("TERM"))
-    assert.are.same({ code = code or 0 }, p:wait(20))
-  end
-
   it("reports each kind of death with its code and respawns the same worker id", function()
     p = H.run_app([[
 local S = { name = "mortal", restart = { interval = 0 } }
@@ -51,7 +39,7 @@ return m
     p:wait_event("^dead 0 37$", 5, n)
     H.wait_until(function() return select(2, H.workers_of(p.pid, "mortal")) == 2 end)
     assert.are.equal(0, H.zombies_of(p.pid))
-    stop()
+    H.stop(p)
   end)
 
   it("survives a storm of SIGHUPs and worker kills with exactly its workers and one hook per death", function()
@@ -109,7 +97,7 @@ return m
       return ids
     end)())
     assert.are.equal(0, H.zombies_of(p.pid))
-    stop()
+    H.stop(p)
     local reloads = tonumber(p:wait_event("^reloads (%d+)$"))
     assert.is_true(reloads >= 1 and reloads <= hups)
   end)
@@ -135,7 +123,7 @@ return m
     assert(p:kill("HUP"))
     H.wait_until(function() return p:count_events("^reload start ") == 2 end)
     local t0 = proc.now()
-    stop()
+    H.stop(p)
     -- the reload would take 30 s: the stop does not wait for it
     assert.is_true(proc.now() - t0 < 5, ("the stop took %.2f s"):format(proc.now() - t0))
     assert.are.equal(2, p:count_events("^term end "))
@@ -202,7 +190,7 @@ m:add(S, { workers = 2 })
 return m
 ]])
     H.wait_until(function() return p:count_events("^run ") == 2 end)
-    stop()
+    H.stop(p)
     assert.are.equal(2, p:count_events("^term "))
   end)
 
@@ -221,7 +209,7 @@ return m
     H.wait_until(function() return p:count_events("^run ") >= 3 end, 2, "a start right after SIGHUP")
     -- the throttle's delay was 30 s
     assert.is_true(proc.now() - t0 < 5, ("the start came after %.2f s"):format(proc.now() - t0))
-    stop()
+    H.stop(p)
   end)
 
   it("resets the throttle of a service on reconfigure", function()
@@ -243,7 +231,7 @@ return m
     H.wait_until(function() return p:count_events("^run ") >= 3 end, 2, "a start right after reconfigure")
     -- the throttle's delay was 30 s
     assert.is_true(proc.now() - t0 < 5, ("the start came after %.2f s"):format(proc.now() - t0))
-    stop()
+    H.stop(p)
   end)
 
   it("logs a failed fork, keeps going, and starts the missing workers once fork works again", function()
@@ -275,7 +263,7 @@ return m
       assert.is_true(p:alive())
       H.write(group .. "/pids.max", "max\n")
       H.wait_until(function() return p:count_events("^run ") == 4 end, 5, "the missing workers")
-      stop()
+      H.stop(p)
     end)
     H.cleanup(dir)
     os.execute("rmdir " .. group .. " 2>/dev/null")
@@ -304,6 +292,6 @@ return m
     n = #p:events()
     assert(proc.kill(second, "KILL"))
     p:wait_event("^dead %-9$", 5, n)
-    stop()
+    H.stop(p)
   end)
 end)

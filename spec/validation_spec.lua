@@ -8,11 +8,14 @@ local BAD = {
   { '"5"', "string" }, { "-1", "number" }, { "0/0", "number" }, { "1e300", "number" },
   { "math.huge", "number" }, { "math.mininteger", "number" }, { "{}", "table" },
   { "print", "function" }, { "0", "number" }, { "1.5", "number" },
+  -- out of range: the limits are C's (core.limits), the messages Lua's
+  { "2e6", "number" }, { "1e7", "number" }, { "1e-10", "number" },
 }
 
 -- field -> the values (from BAD) that are fine for it
 local OK = {
-  seconds = { ["nil"] = true, ["0"] = true, ["1.5"] = true },
+  -- a tiny positive time is fine: it waits as the loop's smallest delay
+  seconds = { ["nil"] = true, ["0"] = true, ["1.5"] = true, ["1e-10"] = true },
   workers = { ["nil"] = true },
   count = { ["nil"] = true, ["0"] = true },
   fn = { ["nil"] = true, ["print"] = true },
@@ -59,44 +62,42 @@ OK.required_workers = {}
 OK.opts = { ["nil"] = true, ["{}"] = true }
 OK.hooks = { ["{}"] = true }
 
--- One Lua program that tries every case under pcall and prints a line each.
+-- One Lua program that tries every case under pcall and prints a line each;
+-- also returns the line of each case, which its error must name.
 local function program()
   local out = { [[
 local cotylua = require("cotylua")
 local m = cotylua.manager() -- the manager for the add/reconfigure cases
-local real_add = m.add
-local added = 0
-m.add = function(...) local id = real_add(...) added = added + 1 return id end
 local function try(label, f)
   local ok, err = pcall(f)
   io.write(label, "\t", ok and "ok" or ("error\t" .. tostring(err)), "\n")
 end
 m:add({ name = "first" })
 ]] }
+  local lines, line = {}, select(2, out[1]:gsub("\n", ""))
   for i, f in ipairs(FIELDS) do
     for j, v in ipairs(BAD) do
+      -- for the manager cases a manager exists already: a valid call hits
+      -- the seatbelt, so only the validation matters there
       local code = f[1]:gsub("V", v[1])
-      if code:find("^cotylua%.manager") then
-        -- a manager exists already: a valid call would hit the seatbelt, so
-        -- only the validation matters here
-        code = code
-      end
+      line = line + 1
+      lines[i .. ":" .. j] = line
       out[#out + 1] = ("try(%q, function() %s end)\n"):format(i .. ":" .. j, code)
     end
   end
   out[#out + 1] = [[
-io.write("services\t", #m.services, "\t", added, "\n")
-io.write("next id\t", real_add(m, { name = "last" }), "\n")
+io.write("services\t", #m.services, "\n")
+io.write("next id\t", m:add({ name = "last" }), "\n")
 ]]
-  return table.concat(out)
+  return table.concat(out), lines
 end
 
 describe("validation", function()
-  after_each(function() assert.are.equal(0, H.teardown()) end)
 
   it("refuses every wrong type and value with an error naming the field", function()
     local dir = H.tmpdir()
-    local script = H.write(dir .. "/gen.lua", program())
+    local text, lines = program()
+    local script = H.write(dir .. "/gen.lua", text)
     local p = H.start{ dir = dir, lua = true, file = script }
     assert.are.same({ code = 0 }, p:wait(20), p:stderr())
     local results = {}
@@ -104,7 +105,7 @@ describe("validation", function()
       local label, verdict, msg = line:match("^([%d:]+)\t(%a+)\t?(.*)$")
       if label then results[label] = { verdict, msg } end
     end
-    local checked = 0
+    local checked, added = 0, 1 -- "first"
     for i, f in ipairs(FIELDS) do
       for j, v in ipairs(BAD) do
         local r = assert(results[i .. ":" .. j], "no result for " .. f[1] .. " with " .. v[1])
@@ -121,6 +122,8 @@ describe("validation", function()
         else
           assert.are.equal("error", r[1], where .. " was accepted")
           assert.truthy(r[2]:find(f[3], 1, true), where .. ": the error does not name " .. f[3] .. ": " .. r[2])
+          local at = "gen.lua:" .. lines[i .. ":" .. j] .. ": "
+          assert.truthy(r[2]:find(at, 1, true), where .. ": the error does not name the line, " .. at .. r[2])
           assert.is_nil(r[2]:find("a manager already exists", 1, true), where .. " passed validation")
           if v[2] ~= "nil" and not r[2]:find("unknown", 1, true) and f[2] ~= "restart" then
             assert.truthy(r[2]:find("(" .. v[2] .. ")", 1, true) or r[2]:find("below delay", 1, true),
@@ -128,12 +131,48 @@ describe("validation", function()
           end
         end
         checked = checked + 1
+        if f[1]:find("^m:add") and r[1] == "ok" then added = added + 1 end
       end
     end
     assert.are.equal(#FIELDS * #BAD, checked)
     -- nothing half-made: only the valid adds counted, ids in order
-    local services, added = p:stdout():match("services\t(%d+)\t(%d+)")
-    assert.are.equal(added, services)
-    assert.are.equal(tostring(tonumber(added) + 1), p:stdout():match("next id\t(%d+)"))
+    assert.are.equal(tostring(added), p:stdout():match("services\t(%d+)"))
+    assert.are.equal(tostring(added + 1), p:stdout():match("next id\t(%d+)"))
+  end)
+
+  -- An example option that is not shipped: "greeting", a name-like string.
+  -- It touches two places: its row in the options table, and the code that
+  -- uses it (here the service's init). Checks, messages, the service table
+  -- and the service's record come with the row.
+  it("takes a new option from one row: checked, named in errors, handed to the service", function()
+    local body = [[
+cotylua._options.greeting = { kind = "name" } -- the row
+local m = cotylua.manager()
+local S = { name = "greeter" }
+function S:init() ev("greeting %s", m.services[self.service_id].greeting) end -- the use
+m:add(S, { greeting = "hello" })
+m:add({ name = "table", greeting = "from the table", run = function() end })
+local ok, err = pcall(function() m:add({}, { greeting = 42 }) end) -- BAD
+ev("refused %s %s", tostring(not ok), err)
+return m
+]]
+    local line = select(2, (H.prelude .. body:sub(1, body:find("-- BAD"))):gsub("\n", "")) + 1
+    local p = H.run_app(body)
+    assert.truthy(p:wait_event("^greeting hello$"))
+    assert.truthy(p:wait_event("^refused true "))
+    local refused = p:events()[p:index_of("^refused ")]
+    assert.truthy(refused:find(('services.lua:%d: bad greeting for service "service3": expected a non-empty string ' ..
+      "without control characters, got 42 (number)"):format(line), 1, true), refused)
+    H.stop(p)
+  end)
+
+  it("refuses an option that has no row", function()
+    local p = H.run_app([[
+local m = cotylua.manager()
+m:add({}, { greeting = "hello" })
+return m
+]])
+    assert.are.same({ code = 2 }, p:wait(10)) -- a bad FILE, as the cotylua command says
+    assert.matches('services.lua:%d+: unknown option "greeting" in manager:add%(%)', p:stderr())
   end)
 end)

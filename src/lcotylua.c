@@ -3,13 +3,27 @@
  *
  * It turns Lua calls into manager and worker calls, and the manager's
  * events back into calls of the Lua handlers that lua/cotylua.lua gives to
- * core.run(). Validation of user tables with friendly messages is done on
- * the Lua side; here arguments are checked for type and range only.
+ * core.run().
+ *
+ * Who owns the rules: Lua. lua/cotylua.lua checks every value a user
+ * gives and words every error (the user's file and line, the field, the
+ * value and its type). What a check needs from C is exported here once
+ * and never restated in Lua: the engine's service options with their
+ * kinds and defaults (core.options, from the table `options` below), the
+ * limits (core.limits), the restart defaults, the listen parser
+ * (core.parse_listen) and the log level names (core.parse_level). The
+ * functions here check types and ranges again only so that a caller of
+ * cotylua.core cannot break the engine; their errors are not for users.
+ *
+ * A new service option is one line in `options` and one member of struct
+ * coty_service_conf (if the engine acts on it), or one row in cotylua.lua's
+ * OPTIONS (if only the Lua side does); cotylua.lua needs no other change.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <math.h>
 #include <poll.h>
+#include <stddef.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -22,6 +36,7 @@
 #include "log.h"
 #include "loop.h"
 #include "manager.h"
+#include "sdlib.h"
 #include "sockets.h"
 #include "worker.h"
 
@@ -91,35 +106,24 @@ static const struct coty_mgr_ops ops = {
 
 /* ---- the manager ----------------------------------------------------- */
 
-static double opt_number(lua_State *L, int t, const char *field, double def)
+/* A restart policy at index t, whole: cotylua.lua merges it over the
+ * manager's (or the defaults) before it comes here. */
+static struct coty_restart_policy restart_policy(lua_State *L, int t)
 {
-    double v;
+    struct coty_restart_policy p;
 
-    if (lua_getfield(L, t, field) == LUA_TNIL) {
-        lua_pop(L, 1);
-        return def;
-    }
-    v = luaL_checknumber(L, -1);
-    lua_pop(L, 1);
-    return v;
-}
-
-/* Reads a restart policy table at index t (missing fields from def). */
-static struct coty_restart_policy restart_policy(lua_State *L, int t,
-                                                 const struct coty_restart_policy *def)
-{
-    struct coty_restart_policy p = *def;
-    const char *bad;
-
-    if (lua_isnoneornil(L, t))
-        return p;
     luaL_checktype(L, t, LUA_TTABLE);
-    p.burst = (int)opt_number(L, t, "burst", p.burst);
-    p.interval = opt_number(L, t, "interval", p.interval);
-    p.delay = opt_number(L, t, "delay", p.delay);
-    p.max_delay = opt_number(L, t, "max_delay", p.max_delay);
-    if ((bad = coty_restart_check(&p)))
-        luaL_error(L, "bad restart.%s", bad);
+    lua_getfield(L, t, "burst");
+    lua_getfield(L, t, "interval");
+    lua_getfield(L, t, "delay");
+    lua_getfield(L, t, "max_delay");
+    p.burst = (int)luaL_checkinteger(L, -4);
+    p.interval = luaL_checknumber(L, -3);
+    p.delay = luaL_checknumber(L, -2);
+    p.max_delay = luaL_checknumber(L, -1);
+    lua_pop(L, 4);
+    if (coty_restart_check(&p))
+        luaL_argerror(L, t, "restart policy out of range");
     return p;
 }
 
@@ -166,13 +170,58 @@ static int l_manager(lua_State *L)
     struct coty_mgr_conf conf;
 
     conf.graceful_timeout = luaL_checknumber(L, 1);
-    luaL_argcheck(L, isfinite(conf.graceful_timeout) && conf.graceful_timeout >= 0, 1,
-                  "graceful_shutdown_timeout must be a number >= 0");
-    conf.restart = restart_policy(L, 2, &coty_restart_defaults);
+    luaL_argcheck(L, conf.graceful_timeout >= 0 && conf.graceful_timeout <= COTY_SECONDS_MAX, 1,
+                  "out of range");
+    conf.restart = restart_policy(L, 2);
     if (coty_mgr_create(&conf) < 0)
-        return luaL_error(L, "a manager already exists in this process");
+        return luaL_error(L, "a manager already exists in this process (one per process)");
     guard_manager(L);
     return 0;
+}
+
+/* ---- the options of a service ------------------------------------------ */
+
+/* How an option's value is read; cotylua.lua checks each kind (and words
+ * its errors) with the limits of core.limits. */
+enum kind { K_WORKERS, K_SECONDS, K_RESTART, K_LISTEN, K_BOOLEAN };
+static const char *const kind_names[] = {"workers", "seconds", "restart", "listen", "boolean"};
+
+/* The options of a service that the engine acts on: the one list of them.
+ * cotylua.lua learns their names, kinds and defaults from core.options(),
+ * so a new one is a member of struct coty_service_conf and a line here. */
+static const struct option {
+    const char *name;
+    enum kind kind;
+    size_t at;          /* where it goes in struct coty_service_conf */
+    double def;         /* when absent (the restart policy: the manager's) */
+} options[] = {
+    {"workers", K_WORKERS, offsetof(struct coty_service_conf, workers), 1},
+    {"graceful_shutdown_timeout", K_SECONDS, offsetof(struct coty_service_conf, graceful_timeout),
+     -1 /* the manager's */},
+    {"restart", K_RESTART, offsetof(struct coty_service_conf, restart), 0},
+    {"listen", K_LISTEN, offsetof(struct coty_service_conf, listen), 0},
+    {"reuseport", K_BOOLEAN, offsetof(struct coty_service_conf, reuseport), 0},
+};
+#define NOPTIONS (sizeof options / sizeof options[0])
+
+/* core.options() -> { name = { kind =, default = }, ... } */
+static int l_options(lua_State *L)
+{
+    lua_createtable(L, 0, (int)NOPTIONS);
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        lua_createtable(L, 0, 2);
+        lua_pushstring(L, kind_names[options[i].kind]);
+        lua_setfield(L, -2, "kind");
+        if (options[i].kind == K_WORKERS)
+            lua_pushinteger(L, (lua_Integer)options[i].def);
+        else if (options[i].kind == K_SECONDS)
+            lua_pushnumber(L, options[i].def);
+        else
+            lua_pushnil(L);
+        lua_setfield(L, -2, "default");
+        lua_setfield(L, -2, options[i].name);
+    }
+    return 1;
 }
 
 /* The strings of the list at index t, in an array that Lua collects. */
@@ -180,9 +229,6 @@ static const char **string_list(lua_State *L, int t, int *n)
 {
     const char **list;
 
-    *n = 0;
-    if (lua_isnoneornil(L, t))
-        return NULL;
     luaL_checktype(L, t, LUA_TTABLE);
     *n = (int)luaL_len(L, t);
     list = lua_newuserdatauv(L, (size_t)(*n + 1) * sizeof *list, 0);
@@ -191,27 +237,72 @@ static const char **string_list(lua_State *L, int t, int *n)
         list[i] = luaL_checkstring(L, -1);
         lua_pop(L, 1); /* the string stays alive in the table */
     }
+    lua_setfield(L, LUA_REGISTRYINDEX, "cotylua.listen"); /* alive until the next add */
     return list;
 }
 
-/* core.add(name, workers, graceful_timeout or -1, restart, has_reload,
- *          listen, reuseport) -> id */
+/* Reads option o from the value on top of the stack (nil: its default). */
+static void read_option(lua_State *L, const struct option *o, struct coty_service_conf *conf)
+{
+    char *at = (char *)conf + o->at;
+    int absent = lua_isnil(L, -1);
+
+    switch (o->kind) {
+    case K_WORKERS:
+        *(int *)at = absent ? (int)o->def : (int)luaL_checkinteger(L, -1);
+        break;
+    case K_SECONDS:
+        *(double *)at = absent ? o->def : luaL_checknumber(L, -1);
+        break;
+    case K_RESTART:
+        *(struct coty_restart_policy *)at =
+            absent ? coty_mgr_conf()->restart : restart_policy(L, lua_gettop(L));
+        break;
+    case K_LISTEN:
+        conf->listen = absent ? NULL : string_list(L, lua_gettop(L), &conf->nlisten);
+        break;
+    case K_BOOLEAN:
+        *(int *)at = lua_toboolean(L, -1);
+        break;
+    }
+}
+
+/* The option named by the key on top of the stack; raises for another. */
+static const struct option *known_option(lua_State *L)
+{
+    const char *key = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
+
+    for (size_t i = 0; i < NOPTIONS; i++)
+        if (!strcmp(options[i].name, key))
+            return &options[i];
+    luaL_error(L, "unknown service option %s", key);
+    return NULL;
+}
+
+/* core.add(name, has_reload, { option = value, ... }) -> id. The options
+ * are cotylua.lua's, checked there: here an unknown one is an error. */
 static int l_add(lua_State *L)
 {
-    struct coty_service_conf conf;
+    struct coty_service_conf conf = {0};
     char err[256];
     int id;
 
     if (!coty_mgr_exists())
         return luaL_error(L, "no manager");
     conf.name = luaL_checkstring(L, 1);
-    conf.workers = (int)luaL_checkinteger(L, 2);
-    luaL_argcheck(L, conf.workers >= 1, 2, "workers must be >= 1");
-    conf.graceful_timeout = luaL_checknumber(L, 3);
-    conf.restart = restart_policy(L, 4, &coty_mgr_conf()->restart);
-    conf.has_reload = lua_toboolean(L, 5);
-    conf.listen = string_list(L, 6, &conf.nlisten);
-    conf.reuseport = lua_toboolean(L, 7);
+    conf.has_reload = lua_toboolean(L, 2);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, 3)) {
+        lua_pushvalue(L, -2);
+        known_option(L);
+        lua_pop(L, 2);
+    }
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        lua_getfield(L, 3, options[i].name);
+        read_option(L, &options[i], &conf);
+        lua_pop(L, 1);
+    }
     id = coty_mgr_add(&conf, err, sizeof err);
     if (id < 0)
         return luaL_error(L, "service %s: %s", conf.name, err);
@@ -224,7 +315,7 @@ static int l_reconfigure(lua_State *L)
     lua_Integer id = luaL_checkinteger(L, 1);
     lua_Integer n = luaL_checkinteger(L, 2);
 
-    luaL_argcheck(L, n >= 1 && n <= 1000000, 2, "workers must be >= 1");
+    luaL_argcheck(L, n >= 1 && n <= COTY_WORKERS_MAX, 2, "out of range");
     if (coty_mgr_reconfigure((int)id, (int)n) < 0)
         return luaL_error(L, "no service with id %d", (int)id);
     return 0;
@@ -324,6 +415,12 @@ static int l_stopping(lua_State *L)
     return 1;
 }
 
+static int l_drain_on_stop(lua_State *L)
+{
+    coty_worker_set_drain(lua_toboolean(L, 1));
+    return 0;
+}
+
 static int l_signal_fd(lua_State *L)
 {
     int fd = coty_worker_signal_fd();
@@ -368,14 +465,82 @@ static int l_co_leave(lua_State *L)
     return lua_gettop(L);
 }
 
+/* The error of a wrapped coroutine, as lcorolib.c's auxwrap makes it: an
+ * error inside the coroutine closes it (its to-be-closed variables), and
+ * a string gets the caller's position. */
+static int wrap_error(lua_State *L, lua_State *co)
+{
+    int stat = lua_status(co);
+
+    if (stat != LUA_OK && stat != LUA_YIELD) {
+#if LUA_VERSION_RELEASE_NUM >= 50406
+        stat = lua_closethread(co, L);
+#else
+        stat = lua_resetthread(co);
+#endif
+        lua_xmove(co, L, 1);
+    }
+    if (stat != LUA_ERRMEM && lua_type(L, -1) == LUA_TSTRING) {
+        luaL_where(L, 1);
+        lua_insert(L, -2);
+        lua_concat(L, 2);
+    }
+    return lua_error(L);
+}
+
+/* The function co_wrap returns: resumes its coroutine (upvalue 1) with
+ * the engine told, as coroutine.wrap's own function does. */
+static int wrapped(lua_State *L)
+{
+    lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+    int narg = lua_gettop(L), nres, status;
+
+    if (!lua_checkstack(co, narg)) {
+        lua_pushliteral(L, "too many arguments to resume");
+        return wrap_error(L, co);
+    }
+    lua_xmove(L, co, narg);
+    coty_worker_enter(co);
+    status = lua_resume(co, L, narg, &nres);
+    coty_worker_leave(L);
+    if (status != LUA_OK && status != LUA_YIELD) {
+        lua_xmove(co, L, 1);
+        return wrap_error(L, co);
+    }
+    if (!lua_checkstack(L, nres + 1)) {
+        lua_pop(co, nres);
+        lua_pushliteral(L, "too many results to resume");
+        return wrap_error(L, co);
+    }
+    lua_xmove(co, L, nres);
+    return nres;
+}
+
+/* co_wrap(co) -> a function that resumes co: the coroutine.wrap
+ * replacement, with the original's results and errors. */
+static int l_co_wrap(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTHREAD);
+    lua_settop(L, 1);
+    lua_pushcclosure(L, wrapped, 1);
+    return 1;
+}
+
 /* parse_listen(addr) -> true, or nil and why: the same parser the manager
  * binds with, so that --check refuses what a run would refuse. */
 static int l_parse_listen(lua_State *L)
 {
     struct coty_addr a;
     char why[160];
+    size_t len;
+    const char *spec = luaL_checklstring(L, 1, &len);
 
-    if (coty_sock_parse(luaL_checkstring(L, 1), &a, why, sizeof why) < 0) {
+    if (strlen(spec) != len) { /* C would see only what is before the NUL */
+        lua_pushnil(L);
+        lua_pushliteral(L, "the address contains a NUL byte");
+        return 2;
+    }
+    if (coty_sock_parse(spec, &a, why, sizeof why) < 0) {
         lua_pushnil(L);
         lua_pushstring(L, why);
         return 2;
@@ -409,6 +574,18 @@ static enum coty_level check_level(lua_State *L, int arg)
     return (enum coty_level)level;
 }
 
+/* parse_level(name) -> the level's own name, or nil: the one rule for
+ * level names, shared with --log-level and COTYLUA_LOG_LEVEL. */
+static int l_parse_level(lua_State *L)
+{
+    int level = coty_log_parse_level(luaL_checkstring(L, 1));
+
+    if (level < 0)
+        return 0;
+    lua_pushstring(L, coty_log_level_name((enum coty_level)level));
+    return 1;
+}
+
 static int l_log(lua_State *L)
 {
     enum coty_level level = check_level(L, 1);
@@ -435,6 +612,7 @@ static int l_log_level(lua_State *L)
 static const luaL_Reg funcs[] = {
     {"manager", l_manager},
     {"restart_defaults", l_restart_defaults},
+    {"options", l_options},
     {"add", l_add},
     {"reconfigure", l_reconfigure},
     {"run", l_run},
@@ -445,6 +623,7 @@ static const luaL_Reg funcs[] = {
     {"wait", l_wait},
     {"stopping", l_stopping},
     {"signal_fd", l_signal_fd},
+    {"drain_on_stop", l_drain_on_stop},
     {"dispatch", l_dispatch},
     {"now", l_now},
     {"getpid", l_getpid},
@@ -452,16 +631,30 @@ static const luaL_Reg funcs[] = {
     {"parse_listen", l_parse_listen},
     {"co_enter", l_co_enter},
     {"co_leave", l_co_leave},
+    {"co_wrap", l_co_wrap},
     {"log", l_log},
     {"log_level", l_log_level},
+    {"parse_level", l_parse_level},
     {NULL, NULL},
 };
+
+/* libsystemd missing: a warning, written the signal-safe way as sdlib asks. */
+static void sd_missing(const char *why) { coty_log_safe(COTY_WARNING, why); }
 
 int luaopen_cotylua_core(lua_State *L)
 {
     coty_log_setup();
+    coty_sd_set_report(sd_missing);
     luaL_newlib(L, funcs);
     lua_pushliteral(L, COTYLUA_VERSION);
     lua_setfield(L, -2, "version");
+    lua_createtable(L, 0, 3);
+    lua_pushinteger(L, COTY_WORKERS_MAX);
+    lua_setfield(L, -2, "workers");
+    lua_pushnumber(L, COTY_SECONDS_MAX);
+    lua_setfield(L, -2, "seconds");
+    lua_pushinteger(L, COTY_BURST_MAX);
+    lua_setfield(L, -2, "burst");
+    lua_setfield(L, -2, "limits");
     return 1;
 }

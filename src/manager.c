@@ -1,21 +1,14 @@
 /*
- * manager.c - the master process; see manager.h.
+ * manager.c - the manager's services and their worker slots: add,
+ * reconfigure, spawn, reap, respawn and reconcile; see manager.h.
  *
- * The manager is a small state machine driven by the event loop:
- *
- *   READY --run--> RUNNING --SIGTERM/shutdown()--> STOPPING --all reaped--> DONE
- *                     |                               |
- *                     +----------SIGINT--------------+--timeout--> KILLING --all reaped--> DONE
- *
- * This file holds the services and their worker slots: spawn, reap,
- * respawn and reconcile; mgr_run.c holds the loop, the signals, the stops
- * and reload. Signals are read from a signalfd, never handled in a
- * handler. After each batch of events, mgr_reconcile() compares what runs
- * with what is wanted:
- * it forks missing workers (unless their slot waits out a restart delay)
- * and stops the ones above a lowered worker count. Nothing here sleeps:
- * delays are timers in the loop, so the manager answers signals at once
- * even while it throttles a crash loop.
+ * The manager's state and its transitions are mgr_run.c's; this file
+ * reads the state and never changes it. After each batch of events,
+ * mgr_reconcile() compares what runs with what is wanted: it forks
+ * missing workers (unless their slot waits out a restart delay) and stops
+ * the ones above a lowered worker count. Nothing here sleeps: delays are
+ * timers in the loop, so the manager answers signals at once even while
+ * it throttles a crash loop.
  */
 #define _GNU_SOURCE
 #include "manager.h"
@@ -35,41 +28,21 @@
 
 #define KILL_MARGIN 1.0     /* past a worker's own graceful timeout */
 
-struct coty_mgr M;
-
-void mgr_reconcile(void);
-
 static void slot_free(struct slot *s);
 static void service_free(struct service *svc);
 
-/* ---- set-up --------------------------------------------------------- */
+/* ---- services ------------------------------------------------------- */
 
-int coty_mgr_create(const struct coty_mgr_conf *conf)
+void mgr_services_free(void)
 {
-    if (M.state != M_NONE) {
-        errno = EBUSY;
-        return -1;
-    }
-    M.conf = *conf;
-    M.state = M_READY;
-    M.sigfd = -1;
-    M.ready_fd[0] = M.ready_fd[1] = -1;
-    return 0;
-}
-
-int coty_mgr_exists(void) { return M.state != M_NONE; }
-
-void coty_mgr_destroy(void)
-{
-    if (coty_mgr_running())
-        return;
     for (int i = 0; i < M.nsvcs; i++)
         service_free(M.svcs[i]);
     free(M.svcs);
-    memset(&M, 0, sizeof M);
+    M.svcs = NULL;
+    M.nsvcs = 0;
 }
+
 const struct coty_mgr_conf *coty_mgr_conf(void) { return &M.conf; }
-int coty_mgr_running(void) { return M.state >= M_RUNNING && M.state < M_DONE; }
 
 static struct service *service(int id)
 {
@@ -78,9 +51,13 @@ static struct service *service(int id)
 
 static void service_free(struct service *svc)
 {
-    for (int w = 0; w < svc->nslots; w++)
-        if (svc->slots[w])
-            slot_free(svc->slots[w]);
+    struct slot *s = mgr_slot_next(svc, NULL);
+
+    while (s) {
+        struct slot *next = mgr_slot_next(svc, s);
+        slot_free(s);
+        s = next;
+    }
     mgr_sockets_close(svc, 1); /* removes the unix socket files it bound */
     free(svc->slots);
     free((char *)svc->conf.name);
@@ -92,7 +69,7 @@ int coty_mgr_add(const struct coty_service_conf *conf, char *err, size_t errlen)
     struct service **svcs, *svc;
     const char *bad = coty_restart_check(&conf->restart);
 
-    if (conf->workers < 1 || bad)
+    if (conf->workers < 1 || conf->workers > COTY_WORKERS_MAX || bad)
         return snprintf(err, errlen, "bad %s", bad ? bad : "workers"), -1;
     svcs = realloc(M.svcs, (size_t)(M.nsvcs + 1) * sizeof *svcs);
     if (!svcs)
@@ -181,23 +158,43 @@ static int grow_slots(struct service *svc, int n)
     return 0;
 }
 
-/* Calls fn on every slot, in service order then worker id order. */
+/* The first slot of svc from worker id w on, or NULL. */
+static struct slot *first_from(const struct service *svc, int w)
+{
+    for (; w < svc->nslots; w++)
+        if (svc->slots[w])
+            return svc->slots[w];
+    return NULL;
+}
+
+struct slot *mgr_slot_next(const struct service *only, const struct slot *prev)
+{
+    const struct service *svc = prev ? prev->svc : only;
+    struct slot *s = svc ? first_from(svc, prev ? prev->wid + 1 : 0) : NULL;
+
+    if (only)
+        return s;
+    for (int i = svc ? svc->id : 0; !s && i < M.nsvcs; i++)
+        s = first_from(M.svcs[i], 0);
+    return s;
+}
+
 void mgr_each_slot(void (*fn)(struct slot *))
 {
-    for (int i = 0; i < M.nsvcs; i++)
-        for (int w = 0; w < M.svcs[i]->nslots; w++)
-            if (M.svcs[i]->slots[w])
-                fn(M.svcs[i]->slots[w]);
+    struct slot *s = mgr_slot_next(NULL, NULL);
+
+    while (s) {
+        struct slot *next = mgr_slot_next(NULL, s);
+        fn(s);
+        s = next;
+    }
 }
 
 struct slot *mgr_slot_by_pid(pid_t pid)
 {
-    for (int i = 0; i < M.nsvcs; i++)
-        for (int w = 0; w < M.svcs[i]->nslots; w++) {
-            struct slot *s = M.svcs[i]->slots[w];
-            if (s && s->pid == pid)
-                return s;
-        }
+    MGR_FOR_SLOTS (s, NULL)
+        if (s->pid == pid)
+            return s;
     return NULL;
 }
 
@@ -383,8 +380,6 @@ void mgr_reset_slot(struct slot *s)
     coty_timer_stop(M.loop, &s->respawn);
 }
 
-void coty_mgr_shutdown(void) { M.shutdown_asked = 1; }
-
 int coty_mgr_reconfigure(int id, int workers)
 {
     struct service *svc = service(id);
@@ -393,14 +388,13 @@ int coty_mgr_reconfigure(int id, int workers)
         errno = ENOENT;
         return -1;
     }
-    if (workers < 1) {
+    if (workers < 1 || workers > COTY_WORKERS_MAX) {
         errno = EINVAL;
         return -1;
     }
     svc->conf.workers = workers;
-    for (int w = 0; w < svc->nslots; w++)
-        if (svc->slots[w])
-            mgr_reset_slot(svc->slots[w]);
+    MGR_FOR_SLOTS (s, svc)
+        mgr_reset_slot(s);
     return 0;
 }
 

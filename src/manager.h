@@ -35,9 +35,11 @@ struct coty_mgr_ops {
     void (*worker)(void *ud, const struct coty_worker_info *info);
 };
 
+#define COTY_WORKERS_MAX 1000000 /* per service */
+
 struct coty_service_conf {
     const char *name;           /* copied */
-    int workers;                /* >= 1 */
+    int workers;                /* 1 .. COTY_WORKERS_MAX */
     double graceful_timeout;    /* seconds; < 0 = the manager's; 0 = none */
     struct coty_restart_policy restart;
     int has_reload;             /* else SIGHUP restarts its workers */
@@ -61,7 +63,8 @@ const struct coty_mgr_conf *coty_mgr_conf(void);
 /* Adds a service and opens its listening sockets; returns its id (1, 2,
  * ...) or -1 with the reason in err. */
 int coty_mgr_add(const struct coty_service_conf *conf, char *err, size_t errlen);
-/* Sets a service's worker count, also while running. -1 (ENOENT, EINVAL). */
+/* Sets a service's worker count (1 .. COTY_WORKERS_MAX), also while
+ * running. -1 (ENOENT, EINVAL). */
 int coty_mgr_reconfigure(int service_id, int workers);
 
 /* Starts the workers and supervises them until the manager stops. Returns

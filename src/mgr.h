@@ -1,7 +1,9 @@
 /*
- * mgr.h - the manager's private state, shared by manager.c (the state
- * machine) and readiness.c (what it tells systemd). Nothing else includes
- * this file: the rest of the program sees manager.h.
+ * mgr.h - the manager's private state, shared by the files of the manager:
+ * mgr_run.c (the state and its transitions, the run loop), manager.c
+ * (services and slots), mgr_sockets.c (their listening sockets) and
+ * readiness.c (when to tell systemd what). Nothing else includes this
+ * file: the rest of the program sees manager.h.
  */
 #ifndef COTY_MGR_H
 #define COTY_MGR_H
@@ -76,8 +78,16 @@ struct coty_mgr {
 extern struct coty_mgr M;
 
 /* manager.c: services and slots */
-struct slot *mgr_slot_by_pid(pid_t pid);
+void mgr_services_free(void);
+/* The slot after prev (NULL: the first) in service order, then worker id
+ * order; only svc's slots unless svc is NULL. Every walk over slots goes
+ * through it. */
+struct slot *mgr_slot_next(const struct service *svc, const struct slot *prev);
+#define MGR_FOR_SLOTS(s, svc) \
+    for (struct slot *s = mgr_slot_next(svc, NULL); s; s = mgr_slot_next(svc, s))
+/* Calls fn on every slot; fn may free the slot it is given. */
 void mgr_each_slot(void (*fn)(struct slot *));
+struct slot *mgr_slot_by_pid(pid_t pid);
 void mgr_reconcile(void);
 void mgr_reap(void);
 void mgr_reaped(struct slot *s, int status);

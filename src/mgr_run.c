@@ -1,7 +1,20 @@
 /*
- * mgr_run.c - the manager's run loop: signals read from a signalfd, the
- * graceful and the fast stop, reload, and coty_mgr_run() itself. The
- * services and slots it acts on are manager.c's.
+ * mgr_run.c - the manager's state and every transition of it, driven by
+ * the run loop; signals are read from a signalfd, never handled in a
+ * handler. The services and slots it acts on are manager.c's.
+ *
+ *   NONE --create()--> READY --run()--> RUNNING --SIGTERM, shutdown()--> STOPPING
+ *                                          |                                |
+ *                                          | SIGINT      SIGINT, stop timeout |
+ *                                          v                                |
+ *                                       KILLING <---------------------------+
+ *
+ *   STOPPING, KILLING --all reaped--> DONE
+ *   READY, DONE --destroy()--> NONE
+ *
+ * KILLING sends SIGKILL to what is left FAST_KILL_DELAY after SIGINT.
+ * SIGHUP while RUNNING reloads (RUNNING to RUNNING); SIGCHLD reaps in
+ * any state. destroy() is refused from RUNNING, STOPPING and KILLING.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -19,7 +32,37 @@
 
 #define FAST_KILL_DELAY 1.0 /* SIGINT, then SIGKILL to what is left */
 
+struct coty_mgr M;
+
 static void fast_stop(const char *why);
+
+/* ---- create and destroy --------------------------------------------- */
+
+int coty_mgr_create(const struct coty_mgr_conf *conf)
+{
+    if (M.state != M_NONE) {
+        errno = EBUSY;
+        return -1;
+    }
+    M.conf = *conf;
+    M.state = M_READY;
+    M.sigfd = -1;
+    M.ready_fd[0] = M.ready_fd[1] = -1;
+    return 0;
+}
+
+int coty_mgr_exists(void) { return M.state != M_NONE; }
+int coty_mgr_running(void) { return M.state >= M_RUNNING && M.state < M_DONE; }
+
+void coty_mgr_destroy(void)
+{
+    if (coty_mgr_running())
+        return;
+    mgr_services_free();
+    memset(&M, 0, sizeof M);
+}
+
+void coty_mgr_shutdown(void) { M.shutdown_asked = 1; }
 
 /* ---- stop and reload ------------------------------------------------ */
 
@@ -209,13 +252,9 @@ static void teardown(void)
         M.sigfd = -1;
     }
     mgr_readiness_teardown();
-    for (int i = 0; i < M.nsvcs; i++) {
-        struct service *svc = M.svcs[i];
-        for (int w = 0; w < svc->nslots; w++)
-            if (svc->slots[w])
-                mgr_slot_sockets_close(svc->slots[w]);
-        mgr_sockets_close(svc, 1);
-    }
+    mgr_each_slot(mgr_slot_sockets_close);
+    for (int i = 0; i < M.nsvcs; i++)
+        mgr_sockets_close(M.svcs[i], 1);
     coty_loop_free(M.loop);
     M.loop = NULL;
     sigaction(SIGPIPE, &M.oldpipe, NULL);

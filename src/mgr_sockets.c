@@ -106,16 +106,12 @@ static void close_unless_mine(const struct slot *mine, int fd)
 
 void mgr_close_foreign_sockets(const struct slot *mine)
 {
-    for (int i = 0; i < M.nsvcs; i++) {
-        struct service *svc = M.svcs[i];
-        for (int l = 0; l < svc->nlisteners; l++)
-            close_unless_mine(mine, svc->fds[l]);
-        for (int w = 0; svc->conf.reuseport && w < svc->nslots; w++) {
-            struct slot *s = svc->slots[w];
-            for (int l = 0; s && s->fds && l < svc->nlisteners; l++)
-                close_unless_mine(mine, s->fds[l]);
-        }
-    }
+    for (int i = 0; i < M.nsvcs; i++)
+        for (int l = 0; l < M.svcs[i]->nlisteners; l++)
+            close_unless_mine(mine, M.svcs[i]->fds[l]);
+    MGR_FOR_SLOTS (s, NULL)
+        for (int l = 0; s->fds && l < s->svc->nlisteners; l++)
+            close_unless_mine(mine, s->fds[l]);
 }
 
 void mgr_slot_sockets_close(struct slot *s)

@@ -1,5 +1,6 @@
 /*
- * notify.c - sd_notify for the manager; see notify.h.
+ * notify.c - sd_notify for the manager; see notify.h. Every message the
+ * manager sends to systemd is written in this file.
  */
 #define _GNU_SOURCE
 #include "notify.h"
@@ -32,7 +33,8 @@ void coty_notify_init(void)
 int coty_notify_enabled(void) { return enabled; }
 uint64_t coty_notify_watchdog_usec(void) { return watchdog_usec; }
 
-void coty_notify(const char *fmt, ...)
+static void notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void notify(const char *fmt, ...)
 {
     char buf[1024];
     va_list ap;
@@ -55,7 +57,7 @@ void coty_notify_reloading(void)
     if (!enabled)
         return;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    coty_notify("RELOADING=1\nMONOTONIC_USEC=%llu",
+    notify("RELOADING=1\nMONOTONIC_USEC=%llu",
                 (unsigned long long)ts.tv_sec * 1000000ULL +
                     (unsigned long long)ts.tv_nsec / 1000ULL);
 }
@@ -65,5 +67,22 @@ void coty_notify_status(const char *status)
     if (!enabled || !strcmp(status, last_status))
         return;
     snprintf(last_status, sizeof last_status, "%s", status);
-    coty_notify("STATUS=%s", status);
+    notify("STATUS=%s", status);
+}
+
+void coty_notify_ready(int first)
+{
+    if (first)
+        notify("READY=1\nMAINPID=%d", (int)getpid());
+    else
+        notify("READY=1");
+}
+
+void coty_notify_stopping(void) { notify("STOPPING=1"); }
+
+void coty_notify_watchdog(void) { notify("WATCHDOG=1"); }
+
+void coty_notify_extend(double seconds)
+{
+    notify("EXTEND_TIMEOUT_USEC=%llu", (unsigned long long)(seconds * 1e6));
 }

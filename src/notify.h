@@ -17,11 +17,18 @@ int coty_notify_enabled(void);
 /* The watchdog interval systemd asked for, in microseconds; 0 = none. */
 uint64_t coty_notify_watchdog_usec(void);
 
-/* Sends the state lines in fmt (printf-style), when notifying at all. */
-void coty_notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Each call sends one message, when notifying at all. */
+/* "READY=1", with MAINPID= the first time. */
+void coty_notify_ready(int first);
 /* "RELOADING=1" with MONOTONIC_USEC, as Type=notify-reload wants. */
 void coty_notify_reloading(void);
 /* Sends STATUS=status unless it is the one sent last. */
 void coty_notify_status(const char *status);
+/* "STOPPING=1" */
+void coty_notify_stopping(void);
+/* "WATCHDOG=1" */
+void coty_notify_watchdog(void);
+/* "EXTEND_TIMEOUT_USEC=": the stop may take `seconds` more. */
+void coty_notify_extend(double seconds);
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * readiness.c - what the manager tells systemd, and how it knows it.
+ * readiness.c - when the manager tells systemd what, and how it knows it
+ * (the messages themselves are written in notify.c).
  *
  * Workers send their pid to the readiness socket once init and the
  * on_new_worker hooks are done. READY=1 goes out when every wanted slot
@@ -29,15 +30,13 @@
 /* True when every wanted slot has a worker that finished its init. */
 static int all_ready(void)
 {
-    for (int i = 0; i < M.nsvcs; i++) {
-        struct service *svc = M.svcs[i];
-        for (int w = 0; w < svc->conf.workers; w++) {
-            struct slot *s = w < svc->nslots ? svc->slots[w] : NULL;
-            if (!s || !s->pid || !s->ready)
-                return 0;
-        }
-    }
-    return 1;
+    int wanted = 0, ready = 0;
+
+    for (int i = 0; i < M.nsvcs; i++)
+        wanted += M.svcs[i]->conf.workers;
+    MGR_FOR_SLOTS (s, NULL)
+        ready += s->wid < s->svc->conf.workers && s->pid && s->ready;
+    return ready == wanted;
 }
 
 void mgr_check_ready(void)
@@ -46,7 +45,7 @@ void mgr_check_ready(void)
         return;
     if (!M.ready_sent)
         coty_info("ready: %d worker%s", PLURAL(M.live));
-    coty_notify(M.ready_sent ? "READY=1" : "READY=1\nMAINPID=%d", (int)getpid());
+    coty_notify_ready(!M.ready_sent);
     M.ready_sent = 1;
     M.reloading = 0;
 }
@@ -69,7 +68,7 @@ static void on_ready_fd(void *ud, int fd, uint32_t events)
 static void status_line(char *buf, size_t cap)
 {
     size_t pos;
-    int wanted = 0;
+    int wanted = 0, first = 1;
 
     for (int i = 0; i < M.nsvcs; i++)
         wanted += M.svcs[i]->conf.workers;
@@ -77,20 +76,18 @@ static void status_line(char *buf, size_t cap)
     for (int i = 0; i < M.nsvcs && pos < cap; i++) {
         struct service *svc = M.svcs[i];
         int up = 0;
-        for (int w = 0; w < svc->nslots; w++)
-            up += svc->slots[w] && svc->slots[w]->pid;
+        MGR_FOR_SLOTS (s, svc)
+            up += s->pid != 0;
         pos += (size_t)snprintf(buf + pos, cap - pos, "%s %s %d/%d", i ? "," : "",
                                 svc->conf.name, up, svc->conf.workers);
     }
-    for (int i = 0, first = 1; i < M.nsvcs && pos < cap; i++)
-        for (int w = 0; w < M.svcs[i]->nslots && pos < cap; w++) {
-            struct slot *s = M.svcs[i]->slots[w];
-            if (!s || !coty_timer_armed(&s->respawn))
-                continue;
-            pos += (size_t)snprintf(buf + pos, cap - pos, "%s %s worker(%d)",
-                                    first ? "; throttled:" : ",", s->svc->conf.name, w);
-            first = 0;
-        }
+    MGR_FOR_SLOTS (s, NULL) {
+        if (pos >= cap || !coty_timer_armed(&s->respawn))
+            continue;
+        pos += (size_t)snprintf(buf + pos, cap - pos, "%s %s worker(%d)",
+                                first ? "; throttled:" : ",", s->svc->conf.name, s->wid);
+        first = 0;
+    }
 }
 
 void mgr_update_status(void)
@@ -109,7 +106,7 @@ void mgr_update_status(void)
 static void on_watchdog(void *ud)
 {
     (void)ud;
-    coty_notify("WATCHDOG=1");
+    coty_notify_watchdog();
     coty_timer_start(M.loop, &M.watchdog, (double)coty_notify_watchdog_usec() / 2e6);
 }
 
@@ -121,7 +118,7 @@ static void on_extend(void *ud)
     (void)ud;
     if (M.state != M_STOPPING)
         return;
-    coty_notify("EXTEND_TIMEOUT_USEC=%llu", (unsigned long long)((left + 1) * 1e6));
+    coty_notify_extend(left + 1);
     coty_timer_start(M.loop, &M.extend, EXTEND_EVERY);
 }
 
@@ -133,7 +130,7 @@ void mgr_notify_reloading(void)
 
 void mgr_notify_stopping(void)
 {
-    coty_notify("STOPPING=1");
+    coty_notify_stopping();
     if (coty_notify_enabled())
         on_extend(NULL);
 }

@@ -18,13 +18,13 @@ static int finite_nonneg(double x) { return isfinite(x) && x >= 0; }
 
 const char *coty_restart_check(const struct coty_restart_policy *p)
 {
-    if (p->burst < 0 || p->burst > 10000)
+    if (p->burst < 0 || p->burst > COTY_BURST_MAX)
         return "burst";
-    if (!finite_nonneg(p->interval) || p->interval > 1e6)
+    if (!finite_nonneg(p->interval) || p->interval > COTY_SECONDS_MAX)
         return "interval";
-    if (!finite_nonneg(p->delay) || p->delay > 1e6)
+    if (!finite_nonneg(p->delay) || p->delay > COTY_SECONDS_MAX)
         return "delay";
-    if (!finite_nonneg(p->max_delay) || p->max_delay > 1e6 || p->max_delay < p->delay)
+    if (!finite_nonneg(p->max_delay) || p->max_delay > COTY_SECONDS_MAX || p->max_delay < p->delay)
         return "max_delay";
     return NULL;
 }

@@ -10,6 +10,10 @@
 #ifndef COTY_RESTART_H
 #define COTY_RESTART_H
 
+/* The limits of a policy; cotylua.lua reads them from core.limits. */
+#define COTY_BURST_MAX 10000
+#define COTY_SECONDS_MAX 1e6    /* every duration a user gives, in seconds */
+
 struct coty_restart_policy {
     int burst;
     double interval, delay, max_delay;

@@ -13,8 +13,6 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-journal.h>
 
-#include "log.h"
-
 static struct {
     int tried;
     __typeof__(sd_notify) *notify;
@@ -24,6 +22,16 @@ static struct {
     __typeof__(sd_is_socket_unix) *is_socket_unix;
     __typeof__(sd_journal_sendv) *journal_sendv;
 } sd;
+
+static void (*report)(const char *why);
+
+void coty_sd_set_report(void (*fn)(const char *why)) { report = fn; }
+
+static void missing(const char *why)
+{
+    if (report)
+        report(why);
+}
 
 /* Opens libsystemd once; 0, or -1 when it is not there (logged once). */
 static int load(void)
@@ -35,8 +43,8 @@ static int load(void)
     sd.tried = 1;
     h = dlopen("libsystemd.so.0", RTLD_NOW | RTLD_LOCAL);
     if (!h) {
-        coty_log_safe(COTY_WARNING, "cannot load libsystemd.so.0: no sd_notify, socket "
-                                    "activation or journal fields");
+        missing("cannot load libsystemd.so.0: no sd_notify, socket activation or "
+                "journal fields");
         return -1;
     }
     *(void **)&sd.watchdog_enabled = dlsym(h, "sd_watchdog_enabled");
@@ -47,7 +55,7 @@ static int load(void)
     *(void **)&sd.notify = dlsym(h, "sd_notify");
     if (!sd.watchdog_enabled || !sd.listen_fds_with_names || !sd.is_socket_sockaddr ||
         !sd.is_socket_unix || !sd.journal_sendv || !sd.notify) {
-        coty_log_safe(COTY_WARNING, "libsystemd.so.0 lacks a function cotylua needs");
+        missing("libsystemd.so.0 lacks a function cotylua needs");
         sd.notify = NULL;
         return -1;
     }

@@ -5,7 +5,10 @@
  * Outside systemd nothing here is called, so the manager maps four
  * libraries instead of eleven, and every fork and worker exit is cheaper
  * for it. When the library cannot be opened, each call returns -ENOSYS
- * (logged once).
+ * (reported once, through the function given to coty_sd_set_report).
+ *
+ * It logs nothing itself: the log writes to the journal through it, so
+ * it must not depend on the log.
  */
 #ifndef COTY_SDLIB_H
 #define COTY_SDLIB_H
@@ -14,6 +17,10 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+
+/* fn(why) is called once if the library cannot be used; it may run in a
+ * signal handler (through the log), so it must be async-signal-safe. */
+void coty_sd_set_report(void (*fn)(const char *why));
 
 int coty_sd_notify(int unset_environment, const char *state);
 int coty_sd_watchdog_enabled(int unset_environment, uint64_t *usec);

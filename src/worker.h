@@ -24,6 +24,9 @@ void coty_worker_main(lua_State *L, const struct coty_worker_info *info, int sta
 
 /* True once this worker was asked to terminate. */
 int coty_worker_stopping(void);
+/* Whether terminate starts a drain (the worker exits when run returns)
+ * instead of ending the worker; set in the worker before init. */
+void coty_worker_set_drain(int on);
 /* The listening sockets of this worker's service (n of them). */
 const int *coty_worker_sockets(int *n);
 

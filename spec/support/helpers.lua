@@ -1,14 +1,13 @@
 -- spec/support/helpers.lua - shared helpers for the busted specs.
 --
--- Usage from a spec (run from the repository root):
---   package.cpath = "./build/spec/?.so;" .. package.cpath
---   package.path  = "./spec/support/?.lua;" .. package.path
---   local H = require "helpers"
+-- Usage from a spec (run from the repository root, where .busted sets the
+-- paths and loads spec/support/preamble.lua): local H = require "helpers"
 --
 -- Built on the C module spec/support/proc.c (require "proc").  Returns a
 -- table; defines no globals.
 
 local proc = require "proc"
+local luassert = require "luassert"
 
 local H = {}
 H.proc = proc
@@ -80,9 +79,19 @@ function H.events_file(dir)
   return dir .. "/events.log"
 end
 
-local function lines_of(text)
+-- The non-empty lines of text, in order.
+function H.lines_of(text)
   local out = {}
   for line in text:gmatch("[^\n]+") do out[#out + 1] = line end
+  return out
+end
+local lines_of = H.lines_of
+
+-- The keys of t, sorted.
+function H.keys(t)
+  local out = {}
+  for k in pairs(t) do out[#out + 1] = k end
+  table.sort(out)
   return out
 end
 
@@ -479,14 +488,26 @@ function H.cleanup(dir)
   return count
 end
 
--- Ends what a spec started: a manager still running (a test that failed
--- half-way) is SIGKILLed, then H.teardown(). Returns what teardown killed.
-function H.finish(p)
-  if p and p:alive() then
-    p:kill("KILL")
-    p:wait(5)
+-- Ends a test (spec/support/preamble.lua calls it after each): every
+-- process the test started that still runs (a test that failed half-way)
+-- is SIGKILLed, then H.teardown(). Returns what teardown killed.
+function H.finish()
+  for _, list in pairs(started) do
+    for _, p in ipairs(list) do
+      if p:alive() then -- a test that failed half-way
+        p:kill("KILL")
+        p:wait(5)
+      end
+    end
   end
   return H.teardown()
+end
+
+-- SIGTERM to the manager p: it must exit with `code` (default 0) within
+-- `timeout` seconds (default 20, an upper bound).
+function H.stop(p, code, timeout)
+  luassert(p:kill("TERM"))
+  luassert.are.same({ code = code or 0 }, p:wait(timeout or 20))
 end
 
 -- Clean up every dir made by H.tmpdir since the last teardown, then remove
