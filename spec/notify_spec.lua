@@ -185,6 +185,9 @@ return m
   it("is silent and makes no wake-up without NOTIFY_SOCKET", function()
     p = H.run_app(APP)
     H.wait_until(function() return p:count_events("^init done ") == 3 end)
+    -- the workers report ready after their event: the manager logs when
+    -- it has every report, and only then is it idle
+    H.wait_until(function() return p:stderr():find("ready: 4 workers", 1, true) end)
     H.wait_until(function() return H.proc_stat(p.pid).state == "S" end)
     local st0 = H.proc_status(p.pid)
     local deadline = proc.now() + 0.5
