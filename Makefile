@@ -45,12 +45,12 @@ WARN = -Wall -Wextra -Wshadow -Wundef -Wwrite-strings -Wredundant-decls \
 ALL_CFLAGS = -std=c99 -fPIC $(WARN) $(CFLAGS) $(LUA_CFLAGS) $(SD_CFLAGS) $(EXTRA_CFLAGS)
 
 B ?= build
-ENGINE = log sdlib journal loop restart proctitle notify sockets manager mgr_run mgr_sockets readiness worker lcall lcotylua
+ENGINE = log sdlib journal loop restart proctitle notify sockets manager mgr_run mgr_sockets readiness worker identity lcall lcotylua
 ENGINE_OBJS = $(ENGINE:%=$(B)/obj/%.o)
 BIN = $(B)/bin/cotylua
 MOD = $(B)/lib/cotylua/core.so
 SPEC_HELPER = $(B)/spec/proc.so
-UNIT = test_restart test_loop test_log
+UNIT = test_restart test_loop test_log test_identity
 
 .PHONY: all demo unit check install uninstall clean deps
 all: $(BIN) $(MOD) $(SPEC_HELPER)

@@ -29,6 +29,7 @@ struct slot {
     pid_t pid;                  /* 0 when no worker runs in this slot */
     double started;
     int stopping;               /* the manager asked this worker to stop */
+    int restarting;             /* SIGHUP without reload(): it stops to restart */
     int ready;                  /* the worker reported that init is done */
     int in_pids;                /* entered in M.pids under its pid */
     struct coty_restart throttle;
