@@ -289,7 +289,8 @@ static void child(struct slot *s)
         .nfds = s->svc->nlisteners,
         .sigpipe_ignored = M.oldpipe.sa_handler == SIG_IGN,
         .caught = &M.caught,
-        .identity = &s->svc->conf.identity,
+        /* none to apply: no syscall, no page of identity.c touched */
+        .identity = coty_identity_empty(&s->svc->conf.identity) ? NULL : &s->svc->conf.identity,
     };
 
     mgr_close_foreign_sockets(s);
