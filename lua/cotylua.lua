@@ -20,6 +20,8 @@ local format, mtype, unpack = string.format, math.type, table.unpack
 M.sleep = core.sleep
 M.wait = core.wait
 M.stopping = core.stopping
+M.signal_fd = core.signal_fd
+M.dispatch = core.dispatch
 M.now = core.now
 M.getpid = core.getpid
 
@@ -388,6 +390,8 @@ local MANAGER_OPTIONS = {
 local OPTIONS = {
   name = { kind = "name" },
   args = { kind = "args", opts_only = true },
+  -- the worker's own business: told to the engine in the worker (new_instance)
+  drain_on_stop = { kind = "boolean", default = false },
 }
 for key, row in pairs(core.options()) do
   OPTIONS[key] = { kind = row.kind, default = row.default, engine = true, opts_only = key == "workers" }
@@ -637,8 +641,18 @@ function Manager:add(service, opts)
   return id
 end
 
+-- Raises, at the caller's caller, when called in a worker: the manager's
+-- state lives in the manager process, and a worker's copy of it is inert.
+local function manager_only(what, level)
+  if core.in_worker() then
+    error(format("%s called in a worker: only the manager process can do that "
+      .. "(from the services file or a manager hook)", what), level + 1)
+  end
+end
+
 --- Changes the worker count of a service, also while running.
 function Manager:reconfigure(id, workers)
+  manager_only("manager:reconfigure()", 2)
   if mtype(id) ~= "integer" or not self.services[id] then
     error(format("reconfigure: no service with id %s (%s)", show(id), type(id)), 2)
   end
@@ -681,6 +695,7 @@ local function new_instance(self, sid, wid)
   local s = self.services[sid]
   local instance = setmetatable({ worker_id = wid, service_id = sid, name = s.name, sockets = core.sockets() },
     { __index = s.service })
+  core.drain_on_stop(s.drain_on_stop)
   if s.service.init then
     s.service.init(instance, unpack(s.args, 1, s.nargs))
   end
@@ -763,6 +778,7 @@ function Manager:run()
     error("manager:run() was already called", 2)
   end
   self.ran = true
+  core.warn_shared_fds() -- an event loop made while the file loaded
   if core.check_mode() then
     self:describe()
     return
@@ -790,6 +806,7 @@ end
 
 --- Asks for a graceful stop, as SIGTERM does; a second call does nothing.
 function Manager:shutdown() -- luacheck: ignore 212 (a method, like the others)
+  manager_only("manager:shutdown()", 2)
   core.shutdown()
 end
 
@@ -813,7 +830,9 @@ end
 function M._host(file, ...)
   local result = ...
   if getmetatable(result) == Manager then
-    result:run()
+    if not result.ran then -- a file may also have run it itself: then it is done
+      result:run()
+    end
     return 0
   end
   if result ~= nil then

@@ -33,6 +33,7 @@
 #include <lua.h>
 
 #include "cotylua.h"
+#include "fdscan.h"
 #include "lcall.h"
 #include "log.h"
 #include "loop.h"
@@ -44,6 +45,7 @@
 static int handlers_ref = LUA_NOREF;
 static int worker_ref = LUA_NOREF;
 static int check_mode;
+static int in_worker;           /* this process is a worker */
 
 /* ---- manager events -> Lua handlers ---------------------------------- */
 
@@ -94,6 +96,7 @@ static void on_worker(void *ud, const struct coty_worker_info *info)
 {
     lua_State *L = ud;
 
+    in_worker = 1;
     lua_rawgeti(L, LUA_REGISTRYINDEX, worker_ref);
     coty_worker_main(L, info, -1);
 }
@@ -397,6 +400,8 @@ static int l_reconfigure(lua_State *L)
     lua_Integer id = luaL_checkinteger(L, 1);
     lua_Integer n = luaL_checkinteger(L, 2);
 
+    if (in_worker)
+        return luaL_error(L, "reconfigure: not in a worker");
     luaL_argcheck(L, n >= 1 && n <= COTY_WORKERS_MAX, 2, "out of range");
     if (coty_mgr_reconfigure((int)id, (int)n) < 0)
         return luaL_error(L, "no service with id %d", (int)id);
@@ -428,9 +433,25 @@ static int l_run(lua_State *L)
 
 static int l_shutdown(lua_State *L)
 {
-    (void)L;
+    if (in_worker)
+        return luaL_error(L, "shutdown: not in a worker");
     coty_mgr_shutdown();
     return 0;
+}
+
+/* in_worker() -> whether this process is a worker (calls on the manager
+ * are refused there). */
+static int l_in_worker(lua_State *L)
+{
+    lua_pushboolean(L, in_worker);
+    return 1;
+}
+
+/* Warns about the loop fds that loading the services file left open. */
+static int l_warn_shared_fds(lua_State *L)
+{
+    lua_pushinteger(L, coty_fds_warn_shared());
+    return 1;
 }
 
 static int l_check_mode(lua_State *L)
@@ -574,6 +595,30 @@ static int l_stopping(lua_State *L)
 {
     lua_pushboolean(L, coty_worker_stopping());
     return 1;
+}
+
+static int l_drain_on_stop(lua_State *L)
+{
+    coty_worker_set_drain(lua_toboolean(L, 1));
+    return 0;
+}
+
+static int l_signal_fd(lua_State *L)
+{
+    int fd = coty_worker_signal_fd();
+
+    if (fd < 0)
+        return luaL_error(L, "cotylua.signal_fd: %s",
+                          errno == EPERM ? "only a worker has one (call it in init or run)"
+                                         : strerror(errno));
+    lua_pushinteger(L, fd);
+    return 1;
+}
+
+static int l_dispatch(lua_State *L)
+{
+    coty_worker_dispatch(L);
+    return 0;
 }
 
 static int l_now(lua_State *L)
@@ -755,9 +800,14 @@ static const luaL_Reg funcs[] = {
     {"run", l_run},
     {"shutdown", l_shutdown},
     {"check_mode", l_check_mode},
+    {"in_worker", l_in_worker},
+    {"warn_shared_fds", l_warn_shared_fds},
     {"sleep", l_sleep},
     {"wait", l_wait},
     {"stopping", l_stopping},
+    {"signal_fd", l_signal_fd},
+    {"drain_on_stop", l_drain_on_stop},
+    {"dispatch", l_dispatch},
     {"now", l_now},
     {"getpid", l_getpid},
     {"sockets", l_sockets},

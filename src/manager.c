@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -125,7 +126,7 @@ static void on_kill_timer(void *ud)
         return;
     coty_warning("%s worker(%d) [pid %d] did not stop within %g s; sending SIGKILL",
                  s->svc->conf.name, s->wid, (int)s->pid, worker_timeout(s->svc));
-    kill(s->pid, SIGKILL);
+    mgr_signal_worker(s, SIGKILL);
 }
 
 static struct slot *slot_new(struct service *svc, int wid)
@@ -275,6 +276,22 @@ void mgr_set_ready(struct slot *s, int ready)
 
 /* ---- spawn, stop, reap ---------------------------------------------- */
 
+/* Every worker leads a process group of its own, where whatever it starts
+ * stays (os.execute, io.popen, a daemon that forks twice): a stop reaches
+ * them all, and what is left once the worker is reaped is killed. Both
+ * sides of the fork call setpgid, so that the group exists before either
+ * goes on. */
+static void own_group(pid_t pid) { setpgid(pid, pid); }
+
+void mgr_signal_worker(const struct slot *s, int sig)
+{
+    if (!s->pid)
+        return;
+    kill(-s->pid, sig);
+    if (getpgid(s->pid) != s->pid) /* it left its group: reach it too */
+        kill(s->pid, sig);
+}
+
 /* The child side of fork: drop the manager's machinery, become a worker. */
 static void child(struct slot *s)
 {
@@ -293,6 +310,7 @@ static void child(struct slot *s)
         .identity = coty_identity_empty(&s->svc->conf.identity) ? NULL : &s->svc->conf.identity,
     };
 
+    own_group(0);
     mgr_close_foreign_sockets(s);
     close(M.sigfd);
     close(M.ready_fd[0]);
@@ -332,13 +350,13 @@ static void spawn(struct slot *s)
     }
     if (pid == 0)
         child(s);
+    own_group(pid);
     /* Each write here copies a page that the new worker shares: s->ready
      * is 0 already (as the slot's last worker was reaped), and the pid
      * table is written after the batch of forks (record_pids). */
     s->pid = pid;
     s->started = coty_now();
     s->stopping = 0;
-    s->restarting = 0;
     M.live++;
     if (coty_log_get_level() <= COTY_DEBUG)
         coty_debug("started %s worker(%d) [pid %d]", s->svc->conf.name, s->wid, (int)pid);
@@ -349,7 +367,7 @@ void mgr_stop_worker(struct slot *s)
     double timeout = worker_timeout(s->svc);
 
     s->stopping = 1;
-    kill(s->pid, SIGTERM);
+    mgr_signal_worker(s, SIGTERM);
     if (timeout > 0)
         coty_timer_start(M.loop, &s->kill, timeout + KILL_MARGIN);
 }
@@ -410,22 +428,65 @@ void mgr_reaped(struct slot *s, int status)
         after_death(s, code, why, uptime);
 }
 
+/* PID 1 and a subreaper own every child that ends up with them: they
+ * reap them all. Any other manager reaps its workers only, so that a
+ * hook's io.popen() or os.execute() still gets its child's status. */
+static int reaps_all(void)
+{
+    int subreaper = 0;
+
+    return getpid() == 1 || (prctl(PR_GET_CHILD_SUBREAPER, &subreaper, 0, 0, 0) == 0 && subreaper);
+}
+
+/* Reaps slot s's worker if it has ended; 1 then. What is left of its
+ * process group is killed first, while the zombie still holds the
+ * group's id (so that no other process can have it). */
+static int reap_ended(struct slot *s)
+{
+    siginfo_t si;
+    int status;
+
+    si.si_pid = 0;
+    if (!s->pid || waitid(P_PID, (id_t)s->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 ||
+        si.si_pid != s->pid)
+        return 0;
+    kill(-s->pid, SIGKILL);
+    if (waitpid(s->pid, &status, WNOHANG) == s->pid)
+        mgr_reaped(s, status);
+    return 1;
+}
+
+static void reap_slot(struct slot *s) { reap_ended(s); }
+
+/* Looks at the child that ended without reaping it: a worker is reaped,
+ * any other child only by PID 1 or a subreaper. A child of someone else's
+ * (a hook's io.popen) that its owner has not waited for yet would hide
+ * the workers behind it: then each worker is asked by its pid. */
 void mgr_reap(void)
 {
     for (;;) {
-        int status;
-        pid_t pid = waitpid(-1, &status, WNOHANG);
+        siginfo_t si;
         struct slot *s;
+        int status;
 
-        if (pid <= 0)
+        si.si_pid = 0;
+        if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0)
             return;
-        s = mgr_slot_by_pid(pid);
-        if (s)
-            mgr_reaped(s, status);
-        else
-            coty_debug("reaped process %d, not a worker", (int)pid);
+        s = mgr_slot_by_pid(si.si_pid);
+        if (s) {
+            if (!reap_ended(s))
+                return;
+        } else if (M.reap_all) {
+            waitpid(si.si_pid, &status, WNOHANG);
+            coty_debug("reaped process %d, not a worker", (int)si.si_pid);
+        } else {
+            mgr_each_slot(reap_slot);
+            return;
+        }
     }
 }
+
+void mgr_reap_setup(void) { M.reap_all = reaps_all(); }
 
 /* ---- reconcile: what runs against what is wanted ------------------- */
 
@@ -564,10 +625,13 @@ int coty_mgr_reconfigure(int id, int workers)
         errno = EINVAL;
         return -1;
     }
+    /* Only the slots that come or go start afresh: a crash loop keeps
+     * its throttle whatever a hook asks of its service. */
+    MGR_FOR_SLOTS (s, svc)
+        if ((s->wid < workers) != (s->wid < svc->conf.workers))
+            mgr_reset_slot(s);
     svc->conf.workers = workers;
     M.pending = 1;
-    MGR_FOR_SLOTS (s, svc)
-        mgr_reset_slot(s);
     return 0;
 }
 

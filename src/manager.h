@@ -27,8 +27,8 @@ struct coty_worker_info {
     const int *fds;             /* the service's listening sockets */
     int nfds;
     int sigpipe_ignored;        /* SIGPIPE was ignored before run() */
-    const sigset_t *caught;     /* signals not at SIG_DFL in the manager */
     const struct coty_identity *identity; /* to apply before init */
+    const sigset_t *caught;     /* signals not at SIG_DFL in the manager */
 };
 
 /* Why a worker died, as on_dead_worker's fourth argument tells it. */

@@ -68,6 +68,7 @@ struct coty_mgr {
     const struct coty_mgr_ops *ops;
     void *ud;
     int live;                   /* forked and not yet reaped */
+    int reap_all;               /* PID 1 or a subreaper: every child is ours */
     int nready;                 /* slots whose worker reported ready */
     int pending;                /* something changed: mgr_reconcile() has work */
     int more;                   /* a batch of forks goes on at the next turn */
@@ -96,10 +97,16 @@ struct slot *mgr_slot_next(const struct service *svc, const struct slot *prev);
 /* Calls fn on every slot; fn may free the slot it is given. */
 void mgr_each_slot(void (*fn)(struct slot *));
 struct slot *mgr_slot_by_pid(pid_t pid);
+/* Starts missing workers (a slice of them: M.more when some are left, and
+ * the loop then comes back at once) and stops extra ones. */
 void mgr_reconcile(void);
+/* Reaps the workers that ended (and, as PID 1 or a subreaper, any child). */
 void mgr_reap(void);
+void mgr_reap_setup(void);
 void mgr_reaped(struct slot *s, int status);
 void mgr_stop_worker(struct slot *s);
+/* sig to the worker's process group (the worker and what it started). */
+void mgr_signal_worker(const struct slot *s, int sig);
 void mgr_reset_slot(struct slot *s);
 /* Sets s->ready and keeps M.nready in step. */
 void mgr_set_ready(struct slot *s, int ready);

@@ -83,15 +83,10 @@ static void interrupt_slot(struct slot *s)
 {
     coty_timer_stop(M.loop, &s->respawn);
     coty_timer_stop(M.loop, &s->kill);
-    if (s->pid)
-        kill(s->pid, SIGINT);
+    mgr_signal_worker(s, SIGINT);
 }
 
-static void kill_slot(struct slot *s)
-{
-    if (s->pid)
-        kill(s->pid, SIGKILL);
-}
+static void kill_slot(struct slot *s) { mgr_signal_worker(s, SIGKILL); }
 
 static void on_stop_timer(void *ud)
 {
@@ -238,6 +233,7 @@ static int setup(void)
         return -1;
     }
     coty_timer_init(&M.stop_timer, on_stop_timer, NULL);
+    mgr_reap_setup();
     return mgr_readiness_setup();
 }
 
@@ -266,21 +262,26 @@ static void teardown(void)
 
 /* The loop is gone: SIGKILL what is left and wait for it, so that no
  * worker outlives run(). */
+static void reap_slot_blocking(struct slot *s)
+{
+    int status;
+    pid_t pid;
+
+    if (!s->pid)
+        return;
+    do
+        pid = waitpid(s->pid, &status, 0);
+    while (pid < 0 && errno == EINTR);
+    if (pid == s->pid)
+        mgr_reaped(s, status);
+}
+
+/* The loop is gone: SIGKILL what is left and wait for it, so that no
+ * worker outlives run(). */
 static void reap_all_blocking(void)
 {
     mgr_each_slot(kill_slot);
-    while (M.live > 0) {
-        int status;
-        pid_t pid = waitpid(-1, &status, 0);
-        struct slot *s;
-
-        if (pid < 0 && errno == EINTR)
-            continue;
-        if (pid < 0)
-            break;
-        if ((s = mgr_slot_by_pid(pid)))
-            mgr_reaped(s, status);
-    }
+    mgr_each_slot(reap_slot_blocking);
 }
 
 static void set_title(void)
