@@ -301,6 +301,12 @@ static void keep_death_signal(int sig, pid_t parent)
         raise(sig);
 }
 
+int coty_identity_empty(const struct coty_identity *id)
+{
+    return !id->user && !id->group && !id->umask.set && !id->cwd && !id->nenv &&
+           !id->nrlimits && !id->nice.set && !id->no_new_privs;
+}
+
 void coty_identity_become(const struct coty_identity *id)
 {
     char err[512];

@@ -63,6 +63,9 @@ void coty_identity_free(struct coty_identity *id);
  * worker must then exit without running init). */
 int coty_identity_apply(const struct coty_identity *id, char *err, size_t errlen);
 
+/* True when id changes nothing (as zeroed): a worker then skips it. */
+int coty_identity_empty(const struct coty_identity *id);
+
 /* In a new worker, before init: applies id, or logs why it cannot and
  * exits with COTY_IDENTITY_EXIT (the manager counts it as a death). */
 #define COTY_IDENTITY_EXIT 3

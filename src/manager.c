@@ -305,8 +305,9 @@ static void child(struct slot *s)
         .fds = mgr_worker_fds(s),
         .nfds = s->svc->nlisteners,
         .sigpipe_ignored = M.oldpipe.sa_handler == SIG_IGN,
-        .identity = &s->svc->conf.identity,
         .caught = &M.caught,
+        /* none to apply: no syscall, no page of identity.c touched */
+        .identity = coty_identity_empty(&s->svc->conf.identity) ? NULL : &s->svc->conf.identity,
     };
 
     own_group(0);
