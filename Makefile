@@ -44,7 +44,8 @@ WARN = -Wall -Wextra -Wshadow -Wundef -Wwrite-strings -Wredundant-decls \
 ALL_CFLAGS = -std=c99 -fPIC $(WARN) $(CFLAGS) $(LUA_CFLAGS) $(SD_CFLAGS) $(EXTRA_CFLAGS)
 
 B ?= build
-ENGINE = log sdlib journal loop restart proctitle notify sockets manager mgr_run mgr_sockets readiness worker lcall lcotylua
+ENGINE = log sdlib journal loop restart proctitle notify sockets manager mgr_run mgr_sockets readiness \
+    ctl_proto ctl control mgr_stats worker lcall lcotylua
 ENGINE_OBJS = $(ENGINE:%=$(B)/obj/%.o)
 BIN = $(B)/bin/cotylua
 MOD = $(B)/lib/cotylua/core.so

@@ -246,6 +246,8 @@ local MANAGER_OPTIONS = {
   graceful_shutdown_timeout = { kind = "seconds", default = 60 },
   restart = { kind = "restart" },
   log_level = { kind = "level" },
+  control = { kind = "name" }, -- the control socket's path (--control wins)
+  metrics_file = { kind = "name" }, -- metrics for node_exporter's textfile collector
 }
 
 local OPTIONS = {
@@ -300,6 +302,12 @@ function M.manager(opts)
   end
   if conf.log_level then
     core.log_level(conf.log_level, true) -- --log-level and COTYLUA_LOG_LEVEL win
+  end
+  if not core.check_mode() then -- before any service binds: one manager per file
+    ok, err = pcall(core.control, conf.control, _G.arg and _G.arg[0], conf.metrics_file)
+    if not ok then
+      error("cotylua.manager: " .. tostring(err):gsub("^[^:]*:%d+: ", ""), 2)
+    end
   end
   the_manager = setmetatable({
     graceful_shutdown_timeout = conf.graceful_shutdown_timeout,

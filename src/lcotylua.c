@@ -30,6 +30,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "control.h"
 #include "cotylua.h"
 #include "lcall.h"
 #include "log.h"
@@ -175,6 +176,19 @@ static int l_manager(lua_State *L)
     if (coty_mgr_create(&conf) < 0)
         return luaL_error(L, "a manager already exists in this process (one per process)");
     guard_manager(L);
+    return 0;
+}
+
+/* core.control(path, file, metrics_file): opens the control socket (path
+ * or nil: the default for file); raises when another manager runs. */
+static int l_control(lua_State *L)
+{
+    const char *path = luaL_optstring(L, 1, NULL), *file = luaL_optstring(L, 2, NULL);
+    const char *metrics = luaL_optstring(L, 3, NULL);
+    char err[512];
+
+    if (coty_control_open(path, file, metrics, err, sizeof err) < 0)
+        return luaL_error(L, "%s", err);
     return 0;
 }
 
@@ -511,6 +525,7 @@ static int l_log_level(lua_State *L)
 
 static const luaL_Reg funcs[] = {
     {"manager", l_manager},
+    {"control", l_control},
     {"restart_defaults", l_restart_defaults},
     {"options", l_options},
     {"add", l_add},

@@ -59,6 +59,7 @@ static void service_free(struct service *svc)
         s = next;
     }
     mgr_sockets_close(svc, 1); /* removes the unix socket files it bound */
+    mgr_stats_free(svc);
     free(svc->slots);
     free((char *)svc->conf.name);
     free(svc);
@@ -216,6 +217,7 @@ static void child(struct slot *s)
     };
 
     mgr_close_foreign_sockets(s);
+    mgr_control_close_in_child();
     close(M.sigfd);
     close(M.ready_fd[0]);
     close(coty_loop_fd(M.loop));
@@ -259,6 +261,7 @@ static void spawn(struct slot *s)
     s->started = coty_now();
     s->stopping = 0;
     s->ready = 0;
+    mgr_stats_spawned(s);
     M.live++;
     coty_debug("started %s worker(%d) [pid %d]", s->svc->conf.name, s->wid, (int)pid);
 }
@@ -314,6 +317,7 @@ void mgr_reaped(struct slot *s, int status)
     double uptime = coty_now() - s->started;
 
     log_death(s, status);
+    mgr_stats_reaped(s, status);
     coty_timer_stop(M.loop, &s->kill);
     s->pid = 0;
     s->stopping = 0;

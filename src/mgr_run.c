@@ -22,10 +22,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "log.h"
 #include "mgr.h"
 #include "proctitle.h"
@@ -58,6 +60,7 @@ void coty_mgr_destroy(void)
 {
     if (coty_mgr_running())
         return;
+    coty_control_close();
     mgr_services_free();
     memset(&M, 0, sizeof M);
 }
@@ -236,7 +239,7 @@ static int setup(void)
         return -1;
     }
     coty_timer_init(&M.stop_timer, on_stop_timer, NULL);
-    return mgr_readiness_setup();
+    return mgr_readiness_setup() < 0 ? -1 : mgr_control_start();
 }
 
 /* Undoes setup(): signals pending now were meant for a manager that is
@@ -252,6 +255,8 @@ static void teardown(void)
         M.sigfd = -1;
     }
     mgr_readiness_teardown();
+    if (M.loop)
+        mgr_control_stop();
     mgr_each_slot(mgr_slot_sockets_close);
     for (int i = 0; i < M.nsvcs; i++)
         mgr_sockets_close(M.svcs[i], 1);
@@ -291,6 +296,9 @@ static void set_title(void)
     snprintf(title, sizeof title, "cotylua: master process [%s]",
              coty_proctitle_original());
     coty_proctitle_set(title);
+    /* The short name stays the command's own: pidof and pgrep -x find
+     * the master by it (workers' are "cotylua: NAME"). */
+    prctl(PR_SET_NAME, (unsigned long)"cotylua", 0, 0, 0);
 }
 
 int coty_mgr_run(const struct coty_mgr_ops *ops, void *ud)
@@ -302,6 +310,7 @@ int coty_mgr_run(const struct coty_mgr_ops *ops, void *ud)
     M.ops = ops;
     M.ud = ud;
     M.pid = getpid();
+    M.started = coty_now();
     set_title();
     if (setup() < 0) {
         int saved = errno;
@@ -316,6 +325,7 @@ int coty_mgr_run(const struct coty_mgr_ops *ops, void *ud)
         if (M.shutdown_asked)
             begin_stop("shutdown()");
         mgr_reconcile();
+        mgr_control_tick();
         check_done();
         if (M.state == M_DONE)
             break;

@@ -46,6 +46,7 @@ void mgr_check_ready(void)
     if (!M.ready_sent)
         coty_info("ready: %d worker%s", PLURAL(M.live));
     coty_notify_ready(!M.ready_sent);
+    M.reloads_done += M.reloading;
     M.ready_sent = 1;
     M.reloading = 0;
 }
@@ -126,6 +127,7 @@ void mgr_notify_reloading(void)
 {
     coty_notify_reloading();
     M.reloading = 1;
+    M.reloads++;
 }
 
 void mgr_notify_stopping(void)
