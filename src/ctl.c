@@ -150,7 +150,7 @@ static int exchange(int fd, const char *req, struct coty_buf *b)
     while (off < len) {
         ssize_t n = send(fd, req + off, len - off, MSG_NOSIGNAL);
         if (n < 0 && errno != EINTR)
-            return -1;
+            break; /* closed by the manager: its reply may say why */
         off += n > 0 ? (size_t)n : 0;
     }
     while (!b->len || b->p[b->len - 1] != '\n') {
