@@ -22,7 +22,7 @@ CC ?= cc
 CFLAGS ?= -O2 -g
 LIBFLAG ?= -shared
 
-DEBS = lua5.4 liblua5.4-dev libsystemd-dev lua-busted lua-socket luarocks systemd pkg-config gcc make valgrind mandoc groff lua-check
+DEBS = lua5.4 liblua5.4-dev libsystemd-dev lua-busted lua-socket luarocks systemd pkg-config gcc make valgrind mandoc groff lua-check clang libclang-rt-14-dev
 
 ifdef LUA_INCDIR
 LUA_CFLAGS = -I$(LUA_INCDIR)
@@ -45,14 +45,14 @@ ALL_CFLAGS = -std=c99 -fPIC $(WARN) $(CFLAGS) $(LUA_CFLAGS) $(SD_CFLAGS) $(EXTRA
 
 B ?= build
 ENGINE = log sdlib journal loop restart proctitle notify sockets manager mgr_run mgr_sockets readiness \
-    ctl_proto ctl control mgr_stats worker lcall lcotylua
+    ctl_proto ctl control mgr_stats mgr_watchdog heartbeat worker lcall lcotylua
 ENGINE_OBJS = $(ENGINE:%=$(B)/obj/%.o)
 BIN = $(B)/bin/cotylua
 MOD = $(B)/lib/cotylua/core.so
 SPEC_HELPER = $(B)/spec/proc.so
 UNIT = test_restart test_loop test_log
 
-.PHONY: all demo unit check install uninstall clean deps
+.PHONY: all demo unit check install uninstall clean deps fuzz
 all: $(BIN) $(MOD) $(SPEC_HELPER)
 
 $(B)/obj/%.o: src/%.c src/*.h
@@ -83,6 +83,17 @@ $(SPEC_HELPER): spec/support/proc.c
 $(B)/test/%: test/%.c $(ENGINE_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(ENGINE_OBJS) $(LUA_LIBS) $(DL_LIBS) -lm
+
+# The control protocol's parser under libFuzzer, ASan and UBSan for
+# FUZZ_TIME seconds (clang); `make check` runs it.
+FUZZ_TIME ?= 30
+FUZZ_CFLAGS = -std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+$(B)/fuzz/fuzz_ctl: test/fuzz/fuzz_ctl.c src/ctl_proto.c src/*.h
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) $(WARN) $(LUA_CFLAGS) -Isrc -o $@ test/fuzz/fuzz_ctl.c src/ctl_proto.c
+
+fuzz: $(B)/fuzz/fuzz_ctl
+	sh tools/fuzz.sh $< $(FUZZ_TIME)
 
 # Ctrl-C stops the manager at once, with status 1: that is the demo's end.
 demo: deps all

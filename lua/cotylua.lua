@@ -20,6 +20,7 @@ local format, mtype, unpack = string.format, math.type, table.unpack
 M.sleep = core.sleep
 M.wait = core.wait
 M.stopping = core.stopping
+M.heartbeat = core.heartbeat
 M.now = core.now
 M.getpid = core.getpid
 

@@ -32,6 +32,7 @@
 
 #include "control.h"
 #include "cotylua.h"
+#include "heartbeat.h"
 #include "lcall.h"
 #include "log.h"
 #include "loop.h"
@@ -214,6 +215,7 @@ static const struct option {
     {"restart", K_RESTART, offsetof(struct coty_service_conf, restart), 0},
     {"listen", K_LISTEN, offsetof(struct coty_service_conf, listen), 0},
     {"reuseport", K_BOOLEAN, offsetof(struct coty_service_conf, reuseport), 0},
+    {"watchdog", K_SECONDS, offsetof(struct coty_service_conf, watchdog), 0},
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 
@@ -415,6 +417,13 @@ static int l_wait(lua_State *L)
     return 1;
 }
 
+static int l_heartbeat(lua_State *L)
+{
+    (void)L;
+    coty_heartbeat();
+    return 0;
+}
+
 static int l_stopping(lua_State *L)
 {
     lua_pushboolean(L, coty_worker_stopping());
@@ -536,6 +545,7 @@ static const luaL_Reg funcs[] = {
     {"sleep", l_sleep},
     {"wait", l_wait},
     {"stopping", l_stopping},
+    {"heartbeat", l_heartbeat},
     {"now", l_now},
     {"getpid", l_getpid},
     {"sockets", l_sockets},

@@ -214,6 +214,8 @@ static void child(struct slot *s)
         .fds = mgr_worker_fds(s),
         .nfds = s->svc->nlisteners,
         .sigpipe_ignored = M.oldpipe.sa_handler == SIG_IGN,
+        .watchdog = s->svc->conf.watchdog,
+        .heartbeat_fd = mgr_watchdog_child(s),
     };
 
     mgr_close_foreign_sockets(s);

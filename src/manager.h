@@ -25,6 +25,8 @@ struct coty_worker_info {
     const int *fds;             /* the service's listening sockets */
     int nfds;
     int sigpipe_ignored;        /* SIGPIPE was ignored before run() */
+    double watchdog;            /* seconds between signs of life; 0 = none */
+    int heartbeat_fd;           /* send the worker's pid here as one */
 };
 
 struct coty_mgr_ops {
@@ -46,6 +48,7 @@ struct coty_service_conf {
     const char *const *listen;  /* listening addresses (copied), or NULL */
     int nlisten;
     int reuseport;              /* a socket of its own for each worker */
+    double watchdog;            /* a worker silent this long is hung; 0 = off */
 };
 
 struct coty_mgr_conf {

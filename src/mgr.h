@@ -92,6 +92,8 @@ struct coty_mgr {
     struct coty_timer watchdog, extend;
     double started;             /* when run() began, monotonic */
     long reloads, reloads_done; /* reloads begun; ended with every worker ready */
+    int beat_fd[2];             /* workers send their pid as a heartbeat */
+    struct coty_timer beat_scan;
 };
 
 extern struct coty_mgr M;
@@ -140,6 +142,13 @@ void mgr_control_tick(void);
 void mgr_control_stop(void);
 /* In a new worker: closes the control socket and its clients. */
 void mgr_control_close_in_child(void);
+
+/* mgr_watchdog.c: heartbeats, and hung workers stopped and replaced. */
+int mgr_watchdog_setup(void);
+void mgr_watchdog_teardown(void);
+/* In a new worker of slot s: its heartbeat fd (-1: none); the manager's
+ * other ends are closed. */
+int mgr_watchdog_child(const struct slot *s);
 
 /* mgr_stats.c: counts, and the replies that show them. */
 struct coty_buf;

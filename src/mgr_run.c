@@ -50,6 +50,7 @@ int coty_mgr_create(const struct coty_mgr_conf *conf)
     M.state = M_READY;
     M.sigfd = -1;
     M.ready_fd[0] = M.ready_fd[1] = -1;
+    M.beat_fd[0] = M.beat_fd[1] = -1;
     return 0;
 }
 
@@ -239,7 +240,9 @@ static int setup(void)
         return -1;
     }
     coty_timer_init(&M.stop_timer, on_stop_timer, NULL);
-    return mgr_readiness_setup() < 0 ? -1 : mgr_control_start();
+    if (mgr_readiness_setup() < 0 || mgr_watchdog_setup() < 0)
+        return -1;
+    return mgr_control_start();
 }
 
 /* Undoes setup(): signals pending now were meant for a manager that is
@@ -255,6 +258,7 @@ static void teardown(void)
         M.sigfd = -1;
     }
     mgr_readiness_teardown();
+    mgr_watchdog_teardown();
     if (M.loop)
         mgr_control_stop();
     mgr_each_slot(mgr_slot_sockets_close);

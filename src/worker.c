@@ -25,6 +25,7 @@
 
 #include <lauxlib.h>
 
+#include "heartbeat.h"
 #include "lcall.h"
 #include "log.h"
 #include "loop.h"
@@ -245,6 +246,19 @@ static struct timespec *remaining(double deadline, struct timespec *ts)
     return ts;
 }
 
+/* Shortens the wait to when a heartbeat is due (watchdog); 1 if it did. */
+static int heartbeat_clamp(struct timespec **tp, struct timespec *ts)
+{
+    double due = coty_heartbeat_due();
+
+    if (due < 0 || (*tp && (double)(*tp)->tv_sec + (double)(*tp)->tv_nsec / 1e9 <= due))
+        return 0;
+    ts->tv_sec = (time_t)due;
+    ts->tv_nsec = (long)((due - (double)ts->tv_sec) * 1e9);
+    *tp = ts;
+    return 1;
+}
+
 int coty_worker_wait(lua_State *L, int fd, short events, double timeout)
 {
     struct pollfd pfd = {.fd = fd, .events = events};
@@ -256,8 +270,9 @@ int coty_worker_wait(lua_State *L, int fd, short events, double timeout)
     sigaddset(&block, SIGHUP);
     for (;;) {
         struct timespec ts, *tp;
-        int n;
+        int n, beat;
 
+        coty_heartbeat(); /* a wait is a sign of life */
         sigprocmask(SIG_BLOCK, &block, &old);
         if (deliverable()) {
             sigprocmask(SIG_SETMASK, &old, NULL);
@@ -269,6 +284,7 @@ int coty_worker_wait(lua_State *L, int fd, short events, double timeout)
             sigprocmask(SIG_SETMASK, &old, NULL);
             return 0;
         }
+        beat = heartbeat_clamp(&tp, &ts);
         /* ppoll unblocks atomically: a signal that came after the check
          * above is pending and interrupts it at once. */
         n = ppoll(&pfd, fd >= 0 ? 1 : 0, tp, &old);
@@ -279,7 +295,7 @@ int coty_worker_wait(lua_State *L, int fd, short events, double timeout)
         }
         if (n > 0)
             return pfd.revents;
-        if (n == 0 && tp)
+        if (n == 0 && tp && !beat)
             return 0;
         if (n < 0 && errno != EINTR)
             return -1;
@@ -392,6 +408,7 @@ void coty_worker_main(lua_State *L, const struct coty_worker_info *info, int sta
     reset_process(info);
     identify(info);
     arm_timeout(info->graceful_timeout);
+    coty_heartbeat_setup(info->heartbeat_fd, info->watchdog);
     phase = P_INIT;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
