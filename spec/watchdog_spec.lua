@@ -50,7 +50,7 @@ describe("the watchdog", function()
     local path = dir .. "/notify.sock"
     fd = assert(proc.dgram_socket(path))
     local p = H.run_app(STUCK:format(WATCHDOG, GRACEFUL), "binary",
-      { dir = dir, env = { "NOTIFY_SOCKET=" .. path } })
+      { dir = dir, env = { "NOTIFY_SOCKET=" .. path, "WATCHDOG_USEC=400000" } })
     p:wait_event("^stuck$", 10)
     local t_stuck = proc.now()
     local old = tonumber(p:wait_event("^run 0 (%d+)$", 10))
@@ -70,16 +70,27 @@ describe("the watchdog", function()
     local t_new = proc.now()
     assert.are_not.equal(old, new)
     assert.is_true(t_hung - t_stuck >= WATCHDOG * 0.9, "not hung before its watchdog")
-    -- the graceful timeout bounds the stop; one more second for the scan and the load
-    assert.is_true(t_new - t_stuck < WATCHDOG + GRACEFUL + 2,
+    -- the graceful timeout bounds the stop; the rest is for the scan and the load
+    assert.is_true(t_new - t_stuck < WATCHDOG + GRACEFUL + 2 * H.slow,
       ("replaced %.2f s after it got stuck"):format(t_new - t_stuck))
     assert.matches("stuck worker%(0%) %[pid " .. old .. "%] exited with status 1", p:stderr())
+    -- meanwhile the manager, alive, went on telling systemd's watchdog so
+    local pings = 0
+    repeat
+      local msg = proc.recv(fd, 0.01)
+      if msg == "WATCHDOG=1" then pings = pings + 1 end
+    until not msg
+    assert.is_true(pings >= 3, pings .. " WATCHDOG=1 while the worker was hung")
     local metrics = H.start{ argv = { H.bin, "ctl", dir .. "/services.lua", "metrics" },
                              env = { RUNTIME_DIRECTORY = dir } }
     assert.are.same({ code = 0 }, metrics:wait(20))
     assert.matches('cotylua_worker_hangs_total{service="stuck"} 1', metrics:stdout())
     -- worker(1), which kept waiting in cotylua.sleep, was never touched
     assert.are.equal(1, p:count_events("^run 1 "))
+    -- nobody reads the notify socket from now on: closed, so that its
+    -- queue does not fill up with pings
+    proc.close(fd)
+    fd = nil
     H.stop(p)
   end)
 
