@@ -51,7 +51,7 @@ ENGINE_OBJS = $(ENGINE:%=$(B)/obj/%.o)
 BIN = $(B)/bin/cotylua
 MOD = $(B)/lib/cotylua/core.so
 SPEC_HELPER = $(B)/spec/proc.so
-UNIT = test_restart test_loop test_log
+UNIT = test_restart test_loop test_log test_ctl
 
 .PHONY: all demo unit check install uninstall clean deps fuzz
 all: $(BIN) $(MOD) $(SPEC_HELPER)

@@ -106,8 +106,9 @@ describe("cotylua ctl", function()
     p:wait_event("init 2 ", 10)
     code, out = ctl(p, "scale", "web", "1")
     assert.are.equal(0, code)
+    assert.matches("web: 1 worker\n", out)
     H.wait_until(function() return select(2, H.workers_of(p.pid, "web")) == 1 end, 10, "1 worker")
-    local err
+    local _, err
     code, _, err = ctl(p, "scale", "nosuch", "2")
     assert.are.equal(1, code)
     assert.matches("cotylua ctl: no such service", err)

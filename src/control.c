@@ -37,6 +37,7 @@
 #define CLIENT_TIMEOUT 10.0     /* seconds for a request, and for its reply */
 #define REPLY_MAX (16u << 20)
 #define METRICS_EVERY 10.0      /* seconds between writes of the metrics file */
+#define METRICS_AFTER 1.0       /* ... or this long after an event */
 
 struct client {
     int fd;
@@ -53,6 +54,7 @@ static char *cli_path, *path, *metrics_path;
 static int lfd = -1;
 static struct client *clients[MAX_CLIENTS];
 static struct coty_timer metrics_timer;
+static int metrics_written;     /* in this turn of the loop */
 
 void coty_control_cli(const char *p)
 {
@@ -463,7 +465,18 @@ static void on_metrics_timer(void *ud)
 {
     (void)ud;
     write_metrics();
+    metrics_written = 1;
     coty_timer_start(M.loop, &metrics_timer, METRICS_EVERY);
+}
+
+/* After a turn of the loop with events (other than the write itself): the
+ * file is written again within METRICS_AFTER, at most that often. */
+static void metrics_soon(void)
+{
+    if (metrics_written || !coty_timer_armed(&metrics_timer))
+        metrics_written = 0;
+    else if (metrics_timer.when - coty_now() > METRICS_AFTER)
+        coty_timer_start(M.loop, &metrics_timer, METRICS_AFTER);
 }
 
 /* ---- the manager's calls ------------------------------------------------------ */
@@ -485,6 +498,8 @@ int mgr_control_start(void)
 
 void mgr_control_tick(void)
 {
+    if (metrics_path)
+        metrics_soon();
     for (int i = 0; i < M.nsvcs && M.state == M_RUNNING; i++) {
         struct service *svc = M.svcs[i];
         if (svc->rolling && roll(svc)) {
