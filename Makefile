@@ -114,7 +114,7 @@ check:
 	sh tools/deps.sh check
 	$(MAKE) all
 	$(MAKE) B=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
-	    EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	    EXTRA_CFLAGS="-fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=undefined,float-cast-overflow" \
 	    all $(UNIT:%=build-asan/test/%)
 	sh tools/check.sh $(UNIT:%=build-asan/test/%)
 

@@ -46,8 +46,8 @@ M.log = {
 ---------------------------------------------------------------------------
 
 local function guard_coroutines()
-  local create, resume, close = coroutine.create, coroutine.resume, coroutine.close
-  local enter, leave = core.co_enter, core.co_leave
+  local create, resume = coroutine.create, coroutine.resume
+  local enter, leave, wrap = core.co_enter, core.co_leave, core.co_wrap
   local function guarded_resume(co, ...)
     if type(co) ~= "thread" then
       error(format("bad argument #1 to 'coroutine.resume' (thread expected, got %s)", type(co)), 2)
@@ -55,23 +55,13 @@ local function guard_coroutines()
     enter(co)
     return leave(resume(co, ...))
   end
-  local function unwrap(co, ok, ...)
-    if ok then
-      return ...
-    end
-    close(co)
-    error((...), 2)
-  end
   -- luacheck: push ignore 122 (the point is to replace these two)
   coroutine.resume = guarded_resume
   coroutine.wrap = function(f)
     if type(f) ~= "function" then
       error(format("bad argument #1 to 'coroutine.wrap' (function expected, got %s)", type(f)), 2)
     end
-    local co = create(f)
-    return function(...)
-      return unwrap(co, guarded_resume(co, ...))
-    end
+    return wrap(create(f)) -- in C: the original's results and errors
   end
   -- luacheck: pop
 end

@@ -373,7 +373,7 @@ return m
       { "tcp://127.0.0.1:" .. port, "cannot listen on tcp://127.0.0.1:" .. port .. ": Address already in use" },
       { "tcp://127.0.0.1:" .. port, "cannot listen on tcp://127.0.0.1:" .. port .. ": Address already in use",
         reuseport = true },
-      { "tcp://127.0.0.1:70000", 'bad port "70000" (1 to 65535)' },
+      { "tcp://127.0.0.1:70000", 'bad port "70000" (digits only, 1 to 65535)' },
       { "tcp://localhost:80", '"localhost" is not a numeric IPv4 address' },
       { "udp://1.2.3.4:5", "expected tcp://HOST:PORT" },
     }) do

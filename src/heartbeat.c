@@ -21,15 +21,14 @@ void coty_heartbeat_setup(int fd, double watchdog)
 
 void coty_heartbeat(void)
 {
-    double now;
     pid_t pid;
 
-    if (beat_fd < 0 || (last >= 0 && (now = coty_now()) - last < every))
+    if (beat_fd < 0 || (last >= 0 && coty_now() - last < every))
         return;
     pid = getpid();
+    last = coty_now(); /* sent or not: one try per period, never a spin */
     /* A full socket or a manager that is gone: the next one will do. */
-    if (send(beat_fd, &pid, sizeof pid, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)sizeof pid)
-        last = coty_now();
+    send(beat_fd, &pid, sizeof pid, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 double coty_heartbeat_due(void)

@@ -456,14 +456,82 @@ static int l_co_leave(lua_State *L)
     return lua_gettop(L);
 }
 
+/* The error of a wrapped coroutine, as lcorolib.c's auxwrap makes it: an
+ * error inside the coroutine closes it (its to-be-closed variables), and
+ * a string gets the caller's position. */
+static int wrap_error(lua_State *L, lua_State *co)
+{
+    int stat = lua_status(co);
+
+    if (stat != LUA_OK && stat != LUA_YIELD) {
+#if LUA_VERSION_RELEASE_NUM >= 50406
+        stat = lua_closethread(co, L);
+#else
+        stat = lua_resetthread(co);
+#endif
+        lua_xmove(co, L, 1);
+    }
+    if (stat != LUA_ERRMEM && lua_type(L, -1) == LUA_TSTRING) {
+        luaL_where(L, 1);
+        lua_insert(L, -2);
+        lua_concat(L, 2);
+    }
+    return lua_error(L);
+}
+
+/* The function co_wrap returns: resumes its coroutine (upvalue 1) with
+ * the engine told, as coroutine.wrap's own function does. */
+static int wrapped(lua_State *L)
+{
+    lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+    int narg = lua_gettop(L), nres, status;
+
+    if (!lua_checkstack(co, narg)) {
+        lua_pushliteral(L, "too many arguments to resume");
+        return wrap_error(L, co);
+    }
+    lua_xmove(L, co, narg);
+    coty_worker_enter(co);
+    status = lua_resume(co, L, narg, &nres);
+    coty_worker_leave(L);
+    if (status != LUA_OK && status != LUA_YIELD) {
+        lua_xmove(co, L, 1);
+        return wrap_error(L, co);
+    }
+    if (!lua_checkstack(L, nres + 1)) {
+        lua_pop(co, nres);
+        lua_pushliteral(L, "too many results to resume");
+        return wrap_error(L, co);
+    }
+    lua_xmove(co, L, nres);
+    return nres;
+}
+
+/* co_wrap(co) -> a function that resumes co: the coroutine.wrap
+ * replacement, with the original's results and errors. */
+static int l_co_wrap(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTHREAD);
+    lua_settop(L, 1);
+    lua_pushcclosure(L, wrapped, 1);
+    return 1;
+}
+
 /* parse_listen(addr) -> true, or nil and why: the same parser the manager
  * binds with, so that --check refuses what a run would refuse. */
 static int l_parse_listen(lua_State *L)
 {
     struct coty_addr a;
     char why[160];
+    size_t len;
+    const char *spec = luaL_checklstring(L, 1, &len);
 
-    if (coty_sock_parse(luaL_checkstring(L, 1), &a, why, sizeof why) < 0) {
+    if (strlen(spec) != len) { /* C would see only what is before the NUL */
+        lua_pushnil(L);
+        lua_pushliteral(L, "the address contains a NUL byte");
+        return 2;
+    }
+    if (coty_sock_parse(spec, &a, why, sizeof why) < 0) {
         lua_pushnil(L);
         lua_pushstring(L, why);
         return 2;
@@ -552,6 +620,7 @@ static const luaL_Reg funcs[] = {
     {"parse_listen", l_parse_listen},
     {"co_enter", l_co_enter},
     {"co_leave", l_co_leave},
+    {"co_wrap", l_co_wrap},
     {"log", l_log},
     {"log_level", l_log_level},
     {"parse_level", l_parse_level},

@@ -8,6 +8,7 @@
  * or FILE is refused.
  */
 #define _GNU_SOURCE
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,7 +181,12 @@ int main(int argc, char **argv)
     }
     lua_pushcfunction(L, pmain);
     lua_pushlightuserdata(L, &o);
-    if (coty_lua_call(L, 1, 1) != LUA_OK) {
+    status = coty_lua_call(L, 1, 1);
+    /* Whatever became of stderr and stdout (a reader that went away), the
+     * last words and the flush below must not turn a clean stop into a
+     * death by SIGPIPE. */
+    signal(SIGPIPE, SIG_IGN);
+    if (status != LUA_OK) {
         fprintf(stderr, "%s\n", lua_tostring(L, -1));
         status = EXIT_REFUSED;
     } else {
