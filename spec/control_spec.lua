@@ -145,6 +145,7 @@ describe("cotylua ctl", function()
     local code, out = ctl(p, "metrics")
     assert.are.equal(0, code)
     assert.matches("\ncotylua_reloads_total 1\n", out)
+    assert.matches("\ncotylua_log_lines_dropped_total 0\n", out)
     assert.matches('\ncotylua_workers{service="web",state="ready"} 2\n', out)
     assert.are.equal(0, (ctl(p, "stop")))
     assert.are.same({ code = 0 }, p:wait(20))
@@ -178,6 +179,36 @@ describe("the control socket", function()
     local r = H.start{ dir = p.dir, file = p.dir .. "/services.lua" }
     H.wait_until(function() return select(2, H.workers_of(r.pid, "web")) == 2 end, 10, "2 workers")
     H.stop(r)
+  end)
+
+  it("goes where --control or the control option says; ctl refuses bad usage", function()
+    local dir = H.tmpdir()
+    H.app(dir, H.prelude .. APP)
+    local path = dir .. "/by-cli.sock"
+    local p = H.start{ dir = dir, argv = { H.bin, "--control", path, "services.lua" } }
+    p:wait_event("init 1 ", 10)
+    local c = H.start{ argv = { H.bin, "ctl", "--control", path, "check" } }
+    assert.are.same({ code = 0 }, c:wait(20))
+    for _, name in ipairs(H.proc.listdir(dir)) do
+      assert.falsy(name:match("^services%-.*%.sock$"), "a socket at the default place")
+    end
+    H.stop(p)
+    assert.is_nil(H.proc.realpath(path), "removed at stop")
+    local body = APP:gsub("cotylua%.manager%(%)", "cotylua.manager({ control = 'by-option.sock' })")
+    p = H.run_app(body)
+    p:wait_event("init 1 ", 10)
+    c = H.start{ argv = { H.bin, "ctl", "--control", p.dir .. "/by-option.sock", "status" } }
+    assert.are.same({ code = 0 }, c:wait(20))
+    assert.matches("web: 2 workers", c:stdout())
+    H.stop(p)
+    for _, argv in ipairs({ { "ctl" }, { "ctl", "x.lua" } }) do
+      c = H.start{ argv = { H.bin, table.unpack(argv) } }
+      assert.are.same({ code = 2 }, c:wait(20))
+      assert.matches("usage: cotylua ctl", c:stderr())
+    end
+    c = H.start{ argv = { H.bin, "ctl", "--control", dir .. "/none.sock", "status" } }
+    assert.are.same({ code = 1 }, c:wait(20))
+    assert.matches("cannot connect to .*none.sock: No such file or directory", c:stderr())
   end)
 
   it("is mode 0600 and serves only its own uid and root", function()

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "ctl_proto.h"
+#include "log.h"
 #include "mgr.h"
 
 /* ---- counting ----------------------------------------------------------- */
@@ -291,6 +292,9 @@ void mgr_metrics(struct coty_buf *b)
                     "# HELP cotylua_reloads_completed_total Reloads after which every worker "
                     "was ready again.\n# TYPE cotylua_reloads_completed_total counter\n"
                     "cotylua_reloads_completed_total %ld\n", M.reloads, M.reloads_done);
+    coty_buf_printf(b, "# HELP cotylua_log_lines_dropped_total The manager's log lines that "
+                    "stderr did not take in time.\n# TYPE cotylua_log_lines_dropped_total "
+                    "counter\ncotylua_log_lines_dropped_total %lu\n", coty_log_dropped());
     EACH_SERVICE(b, "# HELP cotylua_workers_wanted Workers a service should run.\n"
                  "# TYPE cotylua_workers_wanted gauge\n",
                  (label(b, "cotylua_workers_wanted", svc),
