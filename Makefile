@@ -46,12 +46,12 @@ ALL_CFLAGS = -std=c99 -fPIC $(WARN) $(CFLAGS) $(LUA_CFLAGS) $(SD_CFLAGS) $(EXTRA
 
 B ?= build
 ENGINE = log sdlib journal loop restart proctitle notify sockets manager mgr_run mgr_sockets readiness \
-    ctl_proto ctl control mgr_stats mgr_watchdog heartbeat worker lcall lcotylua
+    ctl_proto ctl control mgr_stats mgr_watchdog heartbeat worker identity lcall lcotylua
 ENGINE_OBJS = $(ENGINE:%=$(B)/obj/%.o)
 BIN = $(B)/bin/cotylua
 MOD = $(B)/lib/cotylua/core.so
 SPEC_HELPER = $(B)/spec/proc.so
-UNIT = test_restart test_loop test_log test_ctl
+UNIT = test_restart test_loop test_log test_identity test_ctl
 
 .PHONY: all demo unit check install uninstall clean deps fuzz
 all: $(BIN) $(MOD) $(SPEC_HELPER)

@@ -1,10 +1,12 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # .ci/bare-debian.sh - the README's two commands, copied from the README as
 # they stand, on a minimal Debian 12 (debootstrap --variant=minbase, plus
 # git and ca-certificates), in a fresh clone of this checkout; then the
-# source rock, installed with luarocks in another fresh minimal root.
+# source rock, installed with luarocks in another fresh minimal root; then
+# the Dockerfile's two stages, each in a fresh minimal root (no container
+# engine runs here), and the image's command answering a connection.
 # Run as root. Prints what each step took and ends with "N passed, N
-# failed" (demo, check, rock).
+# failed" (demo, check, rock, container).
 #
 # The base root is made once and kept as a tarball in $COTYLUA_CI_CACHE
 # (default /var/cache/cotylua-ci); every run unpacks a new copy of it.
@@ -95,79 +97,156 @@ demo=$(readme_command demo)
 check=$(readme_command check)
 [ -n "$demo" ] && [ -n "$check" ] || { echo "README: the two commands not found"; exit 1; }
 
-# 1. The demo: it runs in the foreground until stopped; it is up when the
-# manager logs that every worker is ready, then SIGINT (as kill -INT on
-# the master) ends it, and the command must exit 0.
-new_root
-echo "== bare Debian 12: $demo"
-t0=$(now)
-in_root "$root" "cd /root/cotylua && exec $demo" >"$root/tmp/demo.log" 2>&1 &
-demo_pid=$!
-up=
-while kill -0 "$demo_pid" 2>/dev/null; do
-    if grep -q 'ready: 3 workers' "$root/tmp/demo.log"; then up=1; break; fi
-    sleep 0.5
-done
-if [ -n "$up" ]; then
-    echo "demo: installed, built and running after $(took "$t0")"
-    signal_in_root "$root" INT "cotylua: master process"
-fi
-status=0
-wait "$demo_pid" || status=$?
-if [ -n "$up" ] && [ "$status" = 0 ]; then pass "$demo"; else
-    tail -n 30 "$root/tmp/demo.log"
-    fail "$demo (status $status)"
-fi
+# The steps, all by default; COTYLUA_CI_STEPS picks some ("readme rock
+# container").
+stage_lines() { # the instructions of stage $1 (1, 2, ...)
+    awk -v n="$1" '/^FROM /{k++} k==n && !/^#/ && NF' Dockerfile
+}
+run_stage() { # reads stage lines; $1: its root; sets $cmd and $envs
+    local r=$1 op args from src dst
+    cmd= envs=
+    while read -r op args; do
+        case $op in
+        FROM | EXPOSE) ;;
+        RUN) in_root "$r" "cd / && $args" || return 1 ;;
+        ENV) envs="$envs $args" ;;
+        CMD) cmd=$(echo "$args" | sed 's/^\[//; s/\]$//; s/", *"/ /g; s/"//g') ;;
+        COPY)
+            read -r from src dst <<<"$args"
+            if [ "${from#--from=}" != "$from" ]; then
+                mkdir -p "$r$dst" && cp -a "$build_root$src/." "$r$dst/" || return 1
+            elif [ "$from" = . ]; then # the checkout, build trees left out (.dockerignore)
+                git clone -q "$here" "$r$src" || return 1
+            else
+                mkdir -p "$(dirname "$r$src")" && cp "$from" "$r$src" || return 1
+            fi ;;
+        *) echo "Dockerfile: $op is not carried out here"; return 1 ;;
+        esac
+    done
+}
 
-# 2. The whole suite, in the same root after the demo (the check adds its
-# own packages to the demo's).
-echo "== bare Debian 12: $check"
-t0=$(now)
-status=0
-in_root "$root" "cd /root/cotylua && $check" >"$root/tmp/check.log" 2>&1 || status=$?
-line=$(tail -n 1 "$root/tmp/check.log")
-echo "check: '$line' (exit $status) after $(took "$t0")"
-if [ "$status" = 0 ] && echo "$line" | grep -q '^[0-9]* passed, 0 failed$'; then pass "$check"; else
-    grep -E 'FAILED|Failure|Error|failed' "$root/tmp/check.log" | tail -n 40
-    tail -n 60 "$root/tmp/check.log"
-    fail "$check"
-fi
-drop_root "$root"
-roots=
+step_readme() {
+    # 1. The demo: it runs in the foreground until stopped; it is up when the
+    # manager logs that every worker is ready, then SIGINT (as kill -INT on
+    # the master) ends it, and the command must exit 0.
+    new_root
+    echo "== bare Debian 12: $demo"
+    t0=$(now)
+    in_root "$root" "cd /root/cotylua && exec $demo" >"$root/tmp/demo.log" 2>&1 &
+    demo_pid=$!
+    up=
+    while kill -0 "$demo_pid" 2>/dev/null; do
+        if grep -q 'ready: 3 workers' "$root/tmp/demo.log"; then up=1; break; fi
+        sleep 0.5
+    done
+    if [ -n "$up" ]; then
+        echo "demo: installed, built and running after $(took "$t0")"
+        signal_in_root "$root" INT "cotylua: master process"
+    fi
+    status=0
+    wait "$demo_pid" || status=$?
+    if [ -n "$up" ] && [ "$status" = 0 ]; then pass "$demo"; else
+        tail -n 30 "$root/tmp/demo.log"
+        fail "$demo (status $status)"
+    fi
 
-# 3. The source rock, packed here from the release rockspec, installed
-# offline from the file in another fresh root with only what luarocks
-# needs to build it; then the installed command runs the example and
-# plain lua5.4 finds the module with only `luarocks path` set.
-echo "== bare Debian 12: luarocks install ./cotylua-0.2.0-1.src.rock"
-rock=$(sh tools/pack-rock.sh "$(mktemp -d)" | tail -n 1)
-new_root
-cp "$rock" "$root/root/"
-t0=$(now)
-status=0
-in_root "$root" '
-set -e
-cd /root/cotylua && sh tools/deps.sh rock && cd /root
-luarocks --lua-version=5.4 install ./cotylua-0.2.0-1.src.rock
-ex=$(luarocks --lua-version=5.4 show --rock-dir cotylua)/examples/services.lua
-cotylua --check "$ex"
-cotylua "$ex" > /tmp/run.log 2>&1 &
-pid=$!
-n=0
-until grep -q "ready: 3 workers" /tmp/run.log; do
-    n=$((n + 1)); [ $n -lt 100 ] || { cat /tmp/run.log; exit 1; }; sleep 0.1
-done
-kill -TERM $pid
-wait $pid
-grep -q "stopped" /tmp/run.log
-eval "$(luarocks --lua-version=5.4 path)"
-lua5.4 -e "local c = require(\"cotylua\"); assert(c.now() > 0); print(\"require(cotylua) from lua5.4: ok\")"
-' >"$root/tmp/rock.log" 2>&1 || status=$?
-tail -n 12 "$root/tmp/rock.log"
-rm -rf "$(dirname "$rock")"
-if [ "$status" = 0 ]; then pass "luarocks install of the source rock ($(took "$t0"))"; else
-    fail "luarocks install of the source rock"
-fi
+    # 2. The whole suite, in the same root after the demo (the check adds its
+    # own packages to the demo's).
+    echo "== bare Debian 12: $check"
+    t0=$(now)
+    status=0
+    in_root "$root" "cd /root/cotylua && $check" >"$root/tmp/check.log" 2>&1 || status=$?
+    line=$(tail -n 1 "$root/tmp/check.log")
+    echo "check: '$line' (exit $status) after $(took "$t0")"
+    if [ "$status" = 0 ] && echo "$line" | grep -q '^[0-9]* passed, 0 failed$'; then pass "$check"; else
+        grep -E 'FAILED|Failure|Error|failed' "$root/tmp/check.log" | tail -n 40
+        tail -n 60 "$root/tmp/check.log"
+        fail "$check"
+    fi
+    drop_root "$root"
+    roots=
+}
+
+step_rock() {
+    # 3. The source rock, packed here from the release rockspec, installed
+    # offline from the file in another fresh root with only what luarocks
+    # needs to build it; then the installed command runs the example and
+    # plain lua5.4 finds the module with only `luarocks path` set.
+    echo "== bare Debian 12: luarocks install ./cotylua-0.2.0-1.src.rock"
+    rock=$(sh tools/pack-rock.sh "$(mktemp -d)" | tail -n 1)
+    new_root
+    cp "$rock" "$root/root/"
+    t0=$(now)
+    status=0
+    in_root "$root" '
+    set -e
+    cd /root/cotylua && sh tools/deps.sh rock && cd /root
+    luarocks --lua-version=5.4 install ./cotylua-0.2.0-1.src.rock
+    ex=$(luarocks --lua-version=5.4 show --rock-dir cotylua)/examples/services.lua
+    cotylua --check "$ex"
+    cotylua "$ex" > /tmp/run.log 2>&1 &
+    pid=$!
+    n=0
+    until grep -q "ready: 3 workers" /tmp/run.log; do
+        n=$((n + 1)); [ $n -lt 100 ] || { cat /tmp/run.log; exit 1; }; sleep 0.1
+    done
+    kill -TERM $pid
+    wait $pid
+    grep -q "stopped" /tmp/run.log
+    eval "$(luarocks --lua-version=5.4 path)"
+    lua5.4 -e "local c = require(\"cotylua\"); assert(c.now() > 0); print(\"require(cotylua) from lua5.4: ok\")"
+    ' >"$root/tmp/rock.log" 2>&1 || status=$?
+    tail -n 12 "$root/tmp/rock.log"
+    rm -rf "$(dirname "$rock")"
+    if [ "$status" = 0 ]; then pass "luarocks install of the source rock ($(took "$t0"))"; else
+        fail "luarocks install of the source rock"
+    fi
+
+    drop_root "$root"
+    roots=
+}
+
+step_container() {
+    # 4. The Dockerfile: each stage's instructions (RUN, COPY, ENV, EXPOSE,
+    # CMD; one per line) carried out in its own fresh root, the build stage's
+    # /usr/local copied into the runtime's as COPY --from says; then the
+    # command of the image serves a connection and stops on SIGTERM.
+    echo "== bare Debian 12: the Dockerfile's stages"
+    t0=$(now)
+    status=0
+    new_root
+    build_root=$root
+    stage_lines 1 > "$build_root/tmp/stage"
+    run_stage "$build_root" < "$build_root/tmp/stage" > "$build_root/tmp/build.log" 2>&1 || status=$?
+    new_root
+    runtime_root=$root
+    stage_lines 2 > "$runtime_root/tmp/stage"
+    [ "$status" = 0 ] && { run_stage "$runtime_root" < "$runtime_root/tmp/stage" > "$runtime_root/tmp/runtime.log" 2>&1 || status=$?; }
+    port=$((17000 + $$ % 1000))
+    reply=
+    if [ "$status" = 0 ] && [ -n "$cmd" ]; then
+        echo "image: $cmd (with$envs, ECHO_LISTEN=tcp://127.0.0.1:$port); runtime root $(du -smx "$runtime_root" | cut -f1) MiB"
+        in_root "$runtime_root" "exec env$envs ECHO_LISTEN=tcp://127.0.0.1:$port $cmd" > "$runtime_root/tmp/run.log" 2>&1 &
+        run_pid=$!
+        for _ in $(seq 100); do grep -q "ready: " "$runtime_root/tmp/run.log" && break; sleep 0.1; done
+        if exec 3<>"/dev/tcp/127.0.0.1/$port"; then
+            printf 'hello from the host\n' >&3
+            read -r -t 5 reply <&3 || true
+            exec 3>&-
+        fi
+        signal_in_root "$runtime_root" TERM "cotylua: master process"
+        wait "$run_pid" || status=$?
+    fi
+    tail -n 5 "$runtime_root/tmp/run.log" 2>/dev/null
+    if [ "$status" = 0 ] && [ "$reply" = "hello from the host" ]; then
+        pass "the Dockerfile's stages, and its command served a connection ($(took "$t0"))"
+    else
+        tail -n 20 "$build_root/tmp/build.log" "$runtime_root/tmp/runtime.log" 2>/dev/null
+        fail "the Dockerfile (status $status, reply '$reply')"
+    fi
+}
+
+for step in ${COTYLUA_CI_STEPS:-readme rock container}; do "step_$step"; done
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

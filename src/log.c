@@ -88,20 +88,28 @@ static void open_std_fds(void)
         }
 }
 
-void coty_log_setup(void)
+const char *coty_log_setup(void)
 {
     static int done;
+    static const char *bad;
+    const char *env;
     int level;
 
     if (done)
-        return;
+        return bad;
     done = 1;
     open_std_fds();
     coty_log_init("cotylua");
     open_sink();
-    level = coty_log_parse_level(getenv("COTYLUA_LOG_LEVEL"));
+    env = getenv("COTYLUA_LOG_LEVEL");
+    if (!env || !*env)
+        return NULL;
+    level = coty_log_parse_level(env);
     if (level >= 0)
         coty_log_set_level((enum coty_level)level);
+    else
+        bad = env;
+    return bad;
 }
 
 size_t coty_log_cut_utf8(const char *s, size_t len)
@@ -320,8 +328,6 @@ static int write_all(const char *p, size_t len, int wait)
     }
     return 0;
 }
-
-static size_t prefix(char *buf, size_t cap, enum coty_level level);
 
 /* Says how many lines were lost, once the sink takes lines again. */
 static int report_dropped(void)

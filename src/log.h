@@ -28,8 +28,12 @@ struct coty_log_subject {
 
 /* Once per process, first thing: opens a closed fd 0, 1 or 2 on
  * /dev/null, chooses how lines reach stderr, then coty_log_init("cotylua")
- * and the level from COTYLUA_LOG_LEVEL. Later calls do nothing. */
-void coty_log_setup(void);
+ * and the level from COTYLUA_LOG_LEVEL. Later calls do nothing. Returns
+ * the value of COTYLUA_LOG_LEVEL when it names no level (the caller
+ * refuses it, as it refuses a bad --log-level), else NULL. */
+const char *coty_log_setup(void);
+/* The accepted level names, for messages. */
+#define COTY_LEVEL_NAMES "debug, info, warning (or warn) or error, in any case"
 /* Reads the UTC offset and sets the process name shown in each line. */
 void coty_log_init(const char *procname);
 void coty_log_set_procname(const char *procname);

@@ -48,8 +48,8 @@ static const char usage_text[] =
     "  --check FILE       load and validate FILE, list its services, start nothing\n"
     "  --control PATH     the control socket (default: named after FILE in\n"
     "                     $RUNTIME_DIRECTORY, /run/cotylua or $XDG_RUNTIME_DIR)\n"
-    "  --log-level LEVEL  debug, info (default), warning or error;\n"
-    "                     also COTYLUA_LOG_LEVEL\n"
+    "  --log-level LEVEL  debug, info (default), warning (or warn) or error,\n"
+    "                     in any case; also COTYLUA_LOG_LEVEL\n"
     "  --version          print the version and exit\n"
     "  --help             print this help and exit\n"
     "\n"
@@ -167,13 +167,15 @@ int main(int argc, char **argv)
 {
     struct options o;
     int status;
+    const char *bad_level = coty_log_setup();
 
-    coty_log_setup();
     if (argc > 1 && !strcmp(argv[1], "ctl"))
         return coty_ctl_main(argc - 1, argv + 1);
     status = parse(argc, argv, &o);
     if (status >= 0)
         return status;
+    if (bad_level)
+        return usage_error("unknown log level in COTYLUA_LOG_LEVEL: ", bad_level);
     L = luaL_newstate();
     if (!L) {
         fputs("cotylua: cannot create a Lua state: not enough memory\n", stderr);

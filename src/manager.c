@@ -60,6 +60,7 @@ static void service_free(struct service *svc)
     }
     mgr_sockets_close(svc, 1); /* removes the unix socket files it bound */
     mgr_stats_free(svc);
+    coty_identity_free(&svc->conf.identity);
     free(svc->slots);
     free((char *)svc->conf.name);
     free(svc);
@@ -81,8 +82,10 @@ int coty_mgr_add(const struct coty_service_conf *conf, char *err, size_t errlen)
         return snprintf(err, errlen, "out of memory"), -1;
     svc->conf = *conf;
     svc->conf.listen = NULL;
-    svc->conf.name = strdup(conf->name);
-    if (!svc->conf.name || mgr_sockets_open(svc, conf, err, errlen) < 0) {
+    svc->conf.listen_owner = NULL;
+    svc->conf.name = NULL;
+    if (coty_identity_copy(&svc->conf.identity, &conf->identity) < 0 ||
+        !(svc->conf.name = strdup(conf->name)) || mgr_sockets_open(svc, conf, err, errlen) < 0) {
         if (!svc->conf.name)
             snprintf(err, errlen, "out of memory");
         service_free(svc);
@@ -216,6 +219,7 @@ static void child(struct slot *s)
         .sigpipe_ignored = M.oldpipe.sa_handler == SIG_IGN,
         .watchdog = s->svc->conf.watchdog,
         .heartbeat_fd = mgr_watchdog_child(s),
+        .identity = &s->svc->conf.identity,
     };
 
     mgr_close_foreign_sockets(s);
@@ -262,6 +266,7 @@ static void spawn(struct slot *s)
     s->pid = pid;
     s->started = coty_now();
     s->stopping = 0;
+    s->restarting = 0;
     s->ready = 0;
     mgr_stats_spawned(s);
     M.live++;
@@ -301,11 +306,11 @@ static void log_death(const struct slot *s, int status)
 }
 
 /* What happens to a slot whose worker was reaped while RUNNING. */
-static void after_death(struct slot *s, int code, double uptime)
+static void after_death(struct slot *s, int code, enum coty_death why, double uptime)
 {
     double delay;
 
-    M.ops->on_dead(M.ud, s->svc->id, s->wid, code);
+    M.ops->on_dead(M.ud, s->svc->id, s->wid, code, (int)why);
     if (M.state != M_RUNNING || s->wid >= s->svc->conf.workers)
         return;
     delay = coty_restart_next(&s->throttle, &s->svc->conf.restart, coty_now(), uptime);
@@ -317,16 +322,18 @@ void mgr_reaped(struct slot *s, int status)
 {
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
     double uptime = coty_now() - s->started;
+    enum coty_death why = s->stopping || s->restarting ? COTY_DEATH_STOP : COTY_DEATH_CRASH;
 
     log_death(s, status);
     mgr_stats_reaped(s, status);
     coty_timer_stop(M.loop, &s->kill);
     s->pid = 0;
     s->stopping = 0;
+    s->restarting = 0;
     s->ready = 0;
     M.live--;
     if (M.state == M_RUNNING)
-        after_death(s, code, uptime);
+        after_death(s, code, why, uptime);
 }
 
 void mgr_reap(void)

@@ -13,6 +13,7 @@
 
 #include <sys/types.h>
 
+#include "identity.h"
 #include "restart.h"
 
 /* What the child of a fork is told about itself. */
@@ -27,12 +28,20 @@ struct coty_worker_info {
     int sigpipe_ignored;        /* SIGPIPE was ignored before run() */
     double watchdog;            /* seconds between signs of life; 0 = none */
     int heartbeat_fd;           /* send the worker's pid here as one */
+    const struct coty_identity *identity; /* to apply before init */
+};
+
+/* Why a worker died, as on_dead_worker's fourth argument tells it. */
+enum coty_death {
+    COTY_DEATH_CRASH, /* on its own, whatever its status: nobody asked it to stop */
+    COTY_DEATH_STOP,  /* the manager asked it to stop (reload, reconfigure, ...) */
 };
 
 struct coty_mgr_ops {
     void (*on_terminate)(void *ud);  /* SIGTERM or shutdown(), manager */
     void (*on_reload)(void *ud);     /* SIGHUP, manager */
-    void (*on_dead)(void *ud, int service_id, int worker_id, int exit_code);
+    /* after reaping a worker; why: one of enum coty_death */
+    void (*on_dead)(void *ud, int service_id, int worker_id, int exit_code, int why);
     /* Runs in the child after fork and must not return. */
     void (*worker)(void *ud, const struct coty_worker_info *info);
 };
@@ -49,6 +58,9 @@ struct coty_service_conf {
     int nlisten;
     int reuseport;              /* a socket of its own for each worker */
     double watchdog;            /* a worker silent this long is hung; 0 = off */
+    const char *listen_owner;   /* unix sockets: "user" or "user:group", or NULL */
+    struct coty_opt listen_mode; /* unix sockets: permission bits */
+    struct coty_identity identity; /* the workers' (copied) */
 };
 
 struct coty_mgr_conf {

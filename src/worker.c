@@ -500,6 +500,7 @@ void coty_worker_main(lua_State *L, const struct coty_worker_info *info, int sta
     start = lua_absindex(L, start);
     reset_process(info);
     identify(info);
+    coty_identity_become(info->identity);
     arm_timeout(info->graceful_timeout);
     coty_heartbeat_setup(info->heartbeat_fd, info->watchdog);
     phase = P_INIT;
