@@ -646,8 +646,18 @@ function Manager:add(service, opts)
   return id
 end
 
+-- Raises, at the caller's caller, when called in a worker: the manager's
+-- state lives in the manager process, and a worker's copy of it is inert.
+local function manager_only(what, level)
+  if core.in_worker() then
+    error(format("%s called in a worker: only the manager process can do that "
+      .. "(from the services file or a manager hook)", what), level + 1)
+  end
+end
+
 --- Changes the worker count of a service, also while running.
 function Manager:reconfigure(id, workers)
+  manager_only("manager:reconfigure()", 2)
   if mtype(id) ~= "integer" or not self.services[id] then
     error(format("reconfigure: no service with id %s (%s)", show(id), type(id)), 2)
   end
@@ -799,6 +809,7 @@ end
 
 --- Asks for a graceful stop, as SIGTERM does; a second call does nothing.
 function Manager:shutdown() -- luacheck: ignore 212 (a method, like the others)
+  manager_only("manager:shutdown()", 2)
   core.shutdown()
 end
 
@@ -822,7 +833,9 @@ end
 function M._host(file, ...)
   local result = ...
   if getmetatable(result) == Manager then
-    result:run()
+    if not result.ran then -- a file may also have run it itself: then it is done
+      result:run()
+    end
     return 0
   end
   if result ~= nil then

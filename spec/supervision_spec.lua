@@ -212,25 +212,29 @@ return m
     H.stop(p)
   end)
 
-  it("resets the throttle of a service on reconfigure", function()
+  it("resets on reconfigure only the throttle of the slots that come or go", function()
     p = H.run_app([[
 local S = { name = "looper", restart = { burst = 1, delay = 30, max_delay = 30 } }
-function S:run() ev("run %.3f", cotylua.now()) os.exit(1) end
+function S:run() ev("run %d %.3f", self.worker_id, cotylua.now()) os.exit(1) end
 local Trigger = { name = "trigger" }
 function Trigger:run() ev("trigger %d", cotylua.getpid()) cotylua.sleep(1e9) end
 local m = cotylua.manager()
 local looper = m:add(S)
 local trigger = m:add(Trigger)
-m:register_hooks({ on_dead_worker = function(s) if s == trigger then m:reconfigure(looper, 1) end end })
+m:register_hooks({ on_dead_worker = function(s) if s == trigger then m:reconfigure(looper, 2) end end })
 return m
 ]])
-    H.wait_until(function() return p:count_events("^run ") == 2 end)
-    H.wait_until(function() return p:stderr():find("next start in 30 s", 1, true) end)
+    H.wait_until(function() return p:count_events("^run 0 ") == 2 end)
+    H.wait_until(function() return p:stderr():find("looper worker(0) died 2 times", 1, true) end)
     local t0 = proc.now()
     assert(proc.kill(tonumber(p:wait_event("^trigger (%d+)$")), "KILL"))
-    H.wait_until(function() return p:count_events("^run ") >= 3 end, 2, "a start right after reconfigure")
+    -- the new slot starts at once and goes through its own burst...
+    H.wait_until(function() return p:count_events("^run 1 ") >= 1 end, 2, "worker 1 right after reconfigure")
     -- the throttle's delay was 30 s
     assert.is_true(proc.now() - t0 < 5, ("the start came after %.2f s"):format(proc.now() - t0))
+    H.wait_until(function() return p:stderr():find("looper worker(1) died 2 times", 1, true) end)
+    -- ...while worker 0 still waits out its 30 s
+    assert.are.equal(2, p:count_events("^run 0 "))
     H.stop(p)
   end)
 

@@ -46,6 +46,7 @@
 static int handlers_ref = LUA_NOREF;
 static int worker_ref = LUA_NOREF;
 static int check_mode;
+static int in_worker;           /* this process is a worker */
 
 /* ---- manager events -> Lua handlers ---------------------------------- */
 
@@ -96,6 +97,7 @@ static void on_worker(void *ud, const struct coty_worker_info *info)
 {
     lua_State *L = ud;
 
+    in_worker = 1;
     lua_rawgeti(L, LUA_REGISTRYINDEX, worker_ref);
     coty_worker_main(L, info, -1);
 }
@@ -413,6 +415,8 @@ static int l_reconfigure(lua_State *L)
     lua_Integer id = luaL_checkinteger(L, 1);
     lua_Integer n = luaL_checkinteger(L, 2);
 
+    if (in_worker)
+        return luaL_error(L, "reconfigure: not in a worker");
     luaL_argcheck(L, n >= 1 && n <= COTY_WORKERS_MAX, 2, "out of range");
     if (coty_mgr_reconfigure((int)id, (int)n) < 0)
         return luaL_error(L, "no service with id %d", (int)id);
@@ -431,6 +435,10 @@ static int l_run(lua_State *L)
     worker_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     luaL_unref(L, LUA_REGISTRYINDEX, handlers_ref);
     handlers_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    /* A full cycle before the first fork: the workers inherit no garbage
+     * and a GC debt far from the next step, so that their first
+     * allocations do not walk (and copy) the heap they share. */
+    lua_gc(L, LUA_GCCOLLECT);
     status = coty_mgr_run(&ops, L);
     if (status < 0)
         return luaL_error(L, "cannot run the manager: %s", strerror(errno));
@@ -440,9 +448,18 @@ static int l_run(lua_State *L)
 
 static int l_shutdown(lua_State *L)
 {
-    (void)L;
+    if (in_worker)
+        return luaL_error(L, "shutdown: not in a worker");
     coty_mgr_shutdown();
     return 0;
+}
+
+/* in_worker() -> whether this process is a worker (calls on the manager
+ * are refused there). */
+static int l_in_worker(lua_State *L)
+{
+    lua_pushboolean(L, in_worker);
+    return 1;
 }
 
 static int l_check_mode(lua_State *L)
@@ -775,6 +792,7 @@ static const luaL_Reg funcs[] = {
     {"run", l_run},
     {"shutdown", l_shutdown},
     {"check_mode", l_check_mode},
+    {"in_worker", l_in_worker},
     {"sleep", l_sleep},
     {"wait", l_wait},
     {"stopping", l_stopping},

@@ -3,12 +3,15 @@
  * reconfigure, spawn, reap, respawn and reconcile; see manager.h.
  *
  * The manager's state and its transitions are mgr_run.c's; this file
- * reads the state and never changes it. After each batch of events,
- * mgr_reconcile() compares what runs with what is wanted: it forks
- * missing workers (unless their slot waits out a restart delay) and stops
- * the ones above a lowered worker count. Nothing here sleeps: delays are
- * timers in the loop, so the manager answers signals at once even while
- * it throttles a crash loop.
+ * reads the state and never changes it. After a batch of events that
+ * changed something (a death, a restart delay over, a reload, a new
+ * worker count: M.pending), mgr_reconcile() compares what runs with what
+ * is wanted: it forks missing workers (unless their slot waits out a
+ * restart delay) and stops the ones above a lowered worker count. Nothing
+ * here sleeps: delays are timers in the loop, and a batch of forks is cut
+ * into slices (SPAWN_SLICE seconds, or less when a signal is pending) with
+ * a loop turn between them, so the manager answers signals at once even
+ * while it starts thousands of workers or throttles a crash loop.
  */
 #define _GNU_SOURCE
 #include "manager.h"
@@ -18,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,6 +31,7 @@
 
 
 #define KILL_MARGIN 1.0     /* past a worker's own graceful timeout */
+#define SPAWN_SLICE 0.05    /* forks this long at most between two loop turns */
 
 static void slot_free(struct slot *s);
 static void service_free(struct service *svc);
@@ -40,6 +45,9 @@ void mgr_services_free(void)
     free(M.svcs);
     M.svcs = NULL;
     M.nsvcs = 0;
+    free(M.pids);
+    M.pids = NULL;
+    M.npids = 0;
 }
 
 const struct coty_mgr_conf *coty_mgr_conf(void) { return &M.conf; }
@@ -93,6 +101,7 @@ int coty_mgr_add(const struct coty_service_conf *conf, char *err, size_t errlen)
     }
     svc->id = M.nsvcs + 1;
     M.svcs[M.nsvcs++] = svc;
+    M.pending = 1;
     return svc->id;
 }
 
@@ -106,7 +115,8 @@ static double worker_timeout(const struct service *svc)
 
 static void on_slot_timer(void *ud)
 {
-    (void)ud; /* mgr_reconcile() after the loop turn does the work */
+    (void)ud;
+    M.pending = 1; /* mgr_reconcile() after the loop turn does the work */
 }
 
 static void on_kill_timer(void *ud)
@@ -117,7 +127,7 @@ static void on_kill_timer(void *ud)
         return;
     coty_warning("%s worker(%d) [pid %d] did not stop within %g s; sending SIGKILL",
                  s->svc->conf.name, s->wid, (int)s->pid, worker_timeout(s->svc));
-    kill(s->pid, SIGKILL);
+    mgr_signal_worker(s, SIGKILL);
 }
 
 static struct slot *slot_new(struct service *svc, int wid)
@@ -194,15 +204,94 @@ void mgr_each_slot(void (*fn)(struct slot *))
     }
 }
 
+/* ---- pid -> slot ---------------------------------------------------- */
+
+/* Open addressing with linear probing over a power-of-two table that is
+ * at most half full; room is made before a batch of forks (pids_reserve),
+ * so that recording a new worker never allocates. */
+static size_t pid_home(pid_t pid) { return (size_t)pid & (M.npids - 1); }
+
+static void pid_put(struct slot *s)
+{
+    size_t i = pid_home(s->pid);
+
+    while (M.pids[i])
+        i = (i + 1) & (M.npids - 1);
+    M.pids[i] = s;
+}
+
+/* Room for `n` workers. 0, or -1 on ENOMEM. */
+static int pids_reserve(int n)
+{
+    struct slot **old = M.pids;
+    size_t cap = M.npids ? M.npids : 64, oldcap = M.npids;
+
+    while (cap < 2 * (size_t)n)
+        cap *= 2;
+    if (cap == M.npids)
+        return 0;
+    if (!(M.pids = calloc(cap, sizeof *M.pids))) {
+        M.pids = old;
+        return -1;
+    }
+    M.npids = cap;
+    for (size_t i = 0; i < oldcap; i++)
+        if (old[i])
+            pid_put(old[i]);
+    free(old);
+    return 0;
+}
+
+/* Removes s (by its pid) and moves up the entries probed past it. */
+static void pid_del(struct slot *s)
+{
+    size_t i = pid_home(s->pid), mask = M.npids - 1;
+
+    while (M.pids[i] != s)
+        i = (i + 1) & mask;
+    M.pids[i] = NULL;
+    for (size_t j = (i + 1) & mask; M.pids[j]; j = (j + 1) & mask) {
+        struct slot *t = M.pids[j];
+        M.pids[j] = NULL;
+        pid_put(t);
+    }
+}
+
+/* Workers are in the table from the end of the batch of forks that
+ * started them: every lookup comes later, from the loop. */
 struct slot *mgr_slot_by_pid(pid_t pid)
 {
-    MGR_FOR_SLOTS (s, NULL)
-        if (s->pid == pid)
-            return s;
+    if (!M.npids || pid <= 0)
+        return NULL;
+    for (size_t i = pid_home(pid); M.pids[i]; i = (i + 1) & (M.npids - 1))
+        if (M.pids[i]->pid == pid)
+            return M.pids[i];
     return NULL;
 }
 
+void mgr_set_ready(struct slot *s, int ready)
+{
+    M.nready += !!ready - s->ready;
+    s->ready = !!ready;
+}
+
 /* ---- spawn, stop, reap ---------------------------------------------- */
+
+/* Every worker leads a process group of its own, where whatever it starts
+ * stays (os.execute, io.popen, a daemon that forks twice): a stop reaches
+ * them all, and what is left once the worker is reaped is killed. Both
+ * sides of the fork call setpgid, so that the group exists before either
+ * goes on. */
+static void own_group(pid_t pid) { setpgid(pid, pid); }
+
+void mgr_signal_worker(const struct slot *s, int sig)
+{
+    if (!s->pid)
+        return;
+    kill(-s->pid, sig);
+    if (getpgid(s->pid) != s->pid) /* it left its group: reach it too */
+        kill(s->pid, sig);
+}
 
 /* The child side of fork: drop the manager's machinery, become a worker. */
 static void child(struct slot *s)
@@ -220,8 +309,10 @@ static void child(struct slot *s)
         .watchdog = s->svc->conf.watchdog,
         .heartbeat_fd = mgr_watchdog_child(s),
         .identity = &s->svc->conf.identity,
+        .caught = &M.caught,
     };
 
+    own_group(0);
     mgr_close_foreign_sockets(s);
     mgr_control_close_in_child();
     close(M.sigfd);
@@ -252,7 +343,6 @@ static void spawn(struct slot *s)
                  "failed to start");
         return;
     }
-    fflush(NULL);
     pid = fork();
     if (pid < 0) {
         coty_error("fork() failed while spawning %s worker(%d): %s",
@@ -263,14 +353,17 @@ static void spawn(struct slot *s)
     }
     if (pid == 0)
         child(s);
+    own_group(pid);
+    /* Each write here copies a page that the new worker shares: s->ready
+     * is 0 already (as the slot's last worker was reaped), and the pid
+     * table is written after the batch of forks (record_pids). */
     s->pid = pid;
     s->started = coty_now();
     s->stopping = 0;
-    s->restarting = 0;
-    s->ready = 0;
     mgr_stats_spawned(s);
     M.live++;
-    coty_debug("started %s worker(%d) [pid %d]", s->svc->conf.name, s->wid, (int)pid);
+    if (coty_log_get_level() <= COTY_DEBUG)
+        coty_debug("started %s worker(%d) [pid %d]", s->svc->conf.name, s->wid, (int)pid);
 }
 
 void mgr_stop_worker(struct slot *s)
@@ -278,7 +371,7 @@ void mgr_stop_worker(struct slot *s)
     double timeout = worker_timeout(s->svc);
 
     s->stopping = 1;
-    kill(s->pid, SIGTERM);
+    mgr_signal_worker(s, SIGTERM);
     if (timeout > 0)
         coty_timer_start(M.loop, &s->kill, timeout + KILL_MARGIN);
 }
@@ -327,49 +420,154 @@ void mgr_reaped(struct slot *s, int status)
     log_death(s, status);
     mgr_stats_reaped(s, status);
     coty_timer_stop(M.loop, &s->kill);
+    if (s->in_pids)
+        pid_del(s);
+    s->in_pids = 0;
     s->pid = 0;
     s->stopping = 0;
     s->restarting = 0;
-    s->ready = 0;
+    mgr_set_ready(s, 0);
     M.live--;
+    M.pending = 1;
     if (M.state == M_RUNNING)
         after_death(s, code, why, uptime);
 }
 
+/* PID 1 and a subreaper own every child that ends up with them: they
+ * reap them all. Any other manager reaps its workers only, so that a
+ * hook's io.popen() or os.execute() still gets its child's status. */
+static int reaps_all(void)
+{
+    int subreaper = 0;
+
+    return getpid() == 1 || (prctl(PR_GET_CHILD_SUBREAPER, &subreaper, 0, 0, 0) == 0 && subreaper);
+}
+
+/* Reaps slot s's worker if it has ended; 1 then. What is left of its
+ * process group is killed first, while the zombie still holds the
+ * group's id (so that no other process can have it). */
+static int reap_ended(struct slot *s)
+{
+    siginfo_t si;
+    int status;
+
+    si.si_pid = 0;
+    if (!s->pid || waitid(P_PID, (id_t)s->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 ||
+        si.si_pid != s->pid)
+        return 0;
+    kill(-s->pid, SIGKILL);
+    if (waitpid(s->pid, &status, WNOHANG) == s->pid)
+        mgr_reaped(s, status);
+    return 1;
+}
+
+static void reap_slot(struct slot *s) { reap_ended(s); }
+
+/* Looks at the child that ended without reaping it: a worker is reaped,
+ * any other child only by PID 1 or a subreaper. A child of someone else's
+ * (a hook's io.popen) that its owner has not waited for yet would hide
+ * the workers behind it: then each worker is asked by its pid. */
 void mgr_reap(void)
 {
     for (;;) {
-        int status;
-        pid_t pid = waitpid(-1, &status, WNOHANG);
+        siginfo_t si;
         struct slot *s;
+        int status;
 
-        if (pid <= 0)
+        si.si_pid = 0;
+        if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0)
             return;
-        s = mgr_slot_by_pid(pid);
-        if (s)
-            mgr_reaped(s, status);
-        else
-            coty_debug("reaped process %d, not a worker", (int)pid);
+        s = mgr_slot_by_pid(si.si_pid);
+        if (s) {
+            if (!reap_ended(s))
+                return;
+        } else if (M.reap_all) {
+            waitpid(si.si_pid, &status, WNOHANG);
+            coty_debug("reaped process %d, not a worker", (int)si.si_pid);
+        } else {
+            mgr_each_slot(reap_slot);
+            return;
+        }
     }
 }
 
+void mgr_reap_setup(void) { M.reap_all = reaps_all(); }
+
 /* ---- reconcile: what runs against what is wanted ------------------- */
 
-static void reconcile_service(struct service *svc)
+/* Every slot that may fork soon exists before the first fork, and the pid
+ * table has room for them: the manager allocates nothing between forks,
+ * so each fork leaves it fewer pages to copy on its next writes. */
+static int prepare_service(struct service *svc)
 {
-    if (grow_slots(svc, svc->conf.workers) < 0) {
-        coty_error("out of memory while resizing %s to %d workers",
-                   svc->conf.name, svc->conf.workers);
-        return;
+    if (grow_slots(svc, svc->conf.workers) < 0)
+        return -1;
+    for (int w = 0; w < svc->conf.workers; w++)
+        if (!svc->slots[w] && !(svc->slots[w] = slot_new(svc, w)))
+            return -1;
+    return 0;
+}
+
+/* The signals whose disposition a new worker must reset: asked of the
+ * kernel once per batch of forks rather than reset blindly in each worker
+ * (a Lua library loaded by a hook may have set one since). */
+static void find_caught(void)
+{
+    sigemptyset(&M.caught);
+    for (int sig = 1; sig < NSIG; sig++) {
+        struct sigaction sa;
+        if (sig != SIGKILL && sig != SIGSTOP && sigaction(sig, NULL, &sa) == 0 &&
+            sa.sa_handler != SIG_DFL)
+            sigaddset(&M.caught, sig);
     }
+}
+
+static int prepare(void)
+{
+    int n = M.live;
+
+    for (int i = 0; i < M.nsvcs; i++) {
+        if (prepare_service(M.svcs[i]) < 0) {
+            coty_error("out of memory while resizing %s to %d workers",
+                       M.svcs[i]->conf.name, M.svcs[i]->conf.workers);
+            return -1;
+        }
+        n += M.svcs[i]->conf.workers;
+    }
+    /* What the manager's stdio buffers hold is written once, not by each
+     * worker that inherited it. */
+    fflush(NULL);
+    find_caught();
+    return pids_reserve(n);
+}
+
+/* True when the slice of forks is over: its time is up, or a signal
+ * waits to be read (one syscall, against a fork's hundreds of
+ * microseconds). */
+static int slice_over(double until)
+{
+    sigset_t set;
+
+    if (coty_now() >= until)
+        return 1;
+    sigpending(&set);
+    return sigismember(&set, SIGTERM) == 1 || sigismember(&set, SIGINT) == 1 ||
+           sigismember(&set, SIGHUP) == 1 || sigismember(&set, SIGCHLD) == 1;
+}
+
+/* Forks and stops what svc needs, until the slice is over; 1 when it is
+ * all done. */
+static int reconcile_service(struct service *svc, double until)
+{
     for (int w = 0; w < svc->nslots; w++) {
         struct slot *s = svc->slots[w];
 
         if (w < svc->conf.workers) {
-            if (!s && !(s = svc->slots[w] = slot_new(svc, w)))
+            if (s->pid || coty_timer_armed(&s->respawn))
                 continue;
-            if (!s->pid && !coty_timer_armed(&s->respawn))
-                spawn(s);
+            if (slice_over(until))
+                return 0;
+            spawn(s);
         } else if (s && s->pid && !s->stopping) {
             mgr_stop_worker(s);
         } else if (s && !s->pid) {
@@ -377,20 +575,47 @@ static void reconcile_service(struct service *svc)
             svc->slots[w] = NULL;
         }
     }
+    return 1;
 }
 
+/* Enters the workers forked by the last batch in the pid table (for
+ * which pids_reserve() made room). */
+static void record_pids(void)
+{
+    MGR_FOR_SLOTS (s, NULL)
+        if (s->pid && !s->in_pids) {
+            pid_put(s);
+            s->in_pids = 1;
+        }
+}
+
+/* Called after each loop turn. M.pending (something changed) makes it
+ * prepare a batch of forks; M.more (the last slice ended before the
+ * batch did) only goes on with it. The loop does not sleep while either
+ * is set. No Lua runs in the manager without setting M.pending (hooks
+ * run on a death, a reload, a stop), so prepare()'s flush covers them. */
 void mgr_reconcile(void)
 {
-    if (M.state != M_RUNNING)
+    double until = coty_now() + SPAWN_SLICE;
+
+    if (M.state != M_RUNNING || !(M.pending || M.more))
         return;
+    if (M.pending && prepare() < 0)
+        return; /* M.pending stays: tried again at the next turn */
+    M.pending = M.more = 0;
     for (int i = 0; i < M.nsvcs && M.state == M_RUNNING; i++)
-        reconcile_service(M.svcs[i]);
+        if (!reconcile_service(M.svcs[i], until)) {
+            M.more = 1;
+            break;
+        }
+    record_pids();
 }
 
 void mgr_reset_slot(struct slot *s)
 {
     coty_restart_reset(&s->throttle);
     coty_timer_stop(M.loop, &s->respawn);
+    M.pending = 1;
 }
 
 int coty_mgr_reconfigure(int id, int workers)
@@ -405,9 +630,13 @@ int coty_mgr_reconfigure(int id, int workers)
         errno = EINVAL;
         return -1;
     }
-    svc->conf.workers = workers;
+    /* Only the slots that come or go start afresh: a crash loop keeps
+     * its throttle whatever a hook asks of its service. */
     MGR_FOR_SLOTS (s, svc)
-        mgr_reset_slot(s);
+        if ((s->wid < workers) != (s->wid < svc->conf.workers))
+            mgr_reset_slot(s);
+    svc->conf.workers = workers;
+    M.pending = 1;
     return 0;
 }
 

@@ -87,15 +87,10 @@ static void interrupt_slot(struct slot *s)
 {
     coty_timer_stop(M.loop, &s->respawn);
     coty_timer_stop(M.loop, &s->kill);
-    if (s->pid)
-        kill(s->pid, SIGINT);
+    mgr_signal_worker(s, SIGINT);
 }
 
-static void kill_slot(struct slot *s)
-{
-    if (s->pid)
-        kill(s->pid, SIGKILL);
-}
+static void kill_slot(struct slot *s) { mgr_signal_worker(s, SIGKILL); }
 
 static void on_stop_timer(void *ud)
 {
@@ -152,7 +147,7 @@ static void hup_slot(struct slot *s)
 static void unready_slot(struct slot *s)
 {
     if (!s->svc->conf.has_reload)
-        s->ready = 0;
+        mgr_set_ready(s, 0);
 }
 
 static void reload(void)
@@ -242,6 +237,7 @@ static int setup(void)
         return -1;
     }
     coty_timer_init(&M.stop_timer, on_stop_timer, NULL);
+    mgr_reap_setup();
     if (mgr_readiness_setup() < 0 || mgr_watchdog_setup() < 0)
         return -1;
     return mgr_control_start();
@@ -275,21 +271,26 @@ static void teardown(void)
 
 /* The loop is gone: SIGKILL what is left and wait for it, so that no
  * worker outlives run(). */
+static void reap_slot_blocking(struct slot *s)
+{
+    int status;
+    pid_t pid;
+
+    if (!s->pid)
+        return;
+    do
+        pid = waitpid(s->pid, &status, 0);
+    while (pid < 0 && errno == EINTR);
+    if (pid == s->pid)
+        mgr_reaped(s, status);
+}
+
+/* The loop is gone: SIGKILL what is left and wait for it, so that no
+ * worker outlives run(). */
 static void reap_all_blocking(void)
 {
     mgr_each_slot(kill_slot);
-    while (M.live > 0) {
-        int status;
-        pid_t pid = waitpid(-1, &status, 0);
-        struct slot *s;
-
-        if (pid < 0 && errno == EINTR)
-            continue;
-        if (pid < 0)
-            break;
-        if ((s = mgr_slot_by_pid(pid)))
-            mgr_reaped(s, status);
-    }
+    mgr_each_slot(reap_slot_blocking);
 }
 
 static void set_title(void)
@@ -337,7 +338,7 @@ int coty_mgr_run(const struct coty_mgr_ops *ops, void *ud)
             break;
         mgr_check_ready(); /* slots may have gone (reconfigure) without a report */
         mgr_update_status();
-        if (coty_loop_run_once(M.loop, -1) < 0) {
+        if (coty_loop_run_once(M.loop, M.pending || M.more ? 0 : -1) < 0) {
             coty_error("epoll_wait() failed: %s", strerror(errno));
             if (M.state == M_KILLING) {
                 reap_all_blocking();

@@ -1,14 +1,23 @@
 /*
  * notify.c - sd_notify for the manager; see notify.h. Every message the
  * manager sends to systemd is written in this file.
+ *
+ * The datagrams are sent here rather than by libsystemd's sd_notify,
+ * which waits for room when the reader's queue is full: a reader that
+ * stops reading would stop the manager. A message that cannot go at once
+ * is dropped and counted, and the count is logged once one goes again.
  */
 #define _GNU_SOURCE
 #include "notify.h"
 
+#include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,6 +27,25 @@
 static int enabled;
 static uint64_t watchdog_usec;
 static char last_status[512];
+static struct sockaddr_un addr;  /* NOTIFY_SOCKET, when a unix socket */
+static socklen_t addr_len;       /* 0: another kind, left to libsystemd */
+static unsigned long dropped;    /* since the last message that went */
+
+/* NOTIFY_SOCKET as a unix address: a path, or @name for an abstract one. */
+static void parse_address(const char *sock)
+{
+    size_t n = strlen(sock);
+
+    addr_len = 0;
+    if ((sock[0] != '/' && sock[0] != '@') || n >= sizeof addr.sun_path)
+        return;
+    memset(&addr, 0, sizeof addr);
+    addr.sun_family = AF_UNIX;
+    memcpy(addr.sun_path, sock, n);
+    if (sock[0] == '@')
+        addr.sun_path[0] = '\0';
+    addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + (sock[0] == '/'));
+}
 
 void coty_notify_init(void)
 {
@@ -25,13 +53,34 @@ void coty_notify_init(void)
     uint64_t usec = 0;
 
     enabled = sock && *sock;
+    if (enabled)
+        parse_address(sock);
     if (enabled && coty_sd_watchdog_enabled(0, &usec) > 0)
         watchdog_usec = usec;
     last_status[0] = '\0';
+    dropped = 0;
 }
 
 int coty_notify_enabled(void) { return enabled; }
 uint64_t coty_notify_watchdog_usec(void) { return watchdog_usec; }
+
+/* One datagram, never waiting: 0, or -errno. The socket is opened for
+ * each message, so that no worker inherits it. */
+static int send_now(const char *msg)
+{
+    int fd, r = 0;
+
+    if (!addr_len)
+        return coty_sd_notify(0, msg);
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (sendto(fd, msg, strlen(msg), MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&addr,
+               addr_len) < 0)
+        r = -errno;
+    close(fd);
+    return r;
+}
 
 static void notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void notify(const char *fmt, ...)
@@ -45,9 +94,15 @@ static void notify(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    r = coty_sd_notify(0, buf);
-    if (r < 0)
+    r = send_now(buf);
+    if (r < 0) {
+        dropped++;
         coty_debug("sd_notify(%s) failed: %s", buf, strerror(-r));
+    } else if (dropped) {
+        coty_warning("%lu message%s to NOTIFY_SOCKET dropped: its reader was not reading",
+                     dropped, dropped == 1 ? "" : "s");
+        dropped = 0;
+    }
 }
 
 void coty_notify_reloading(void)

@@ -1,6 +1,7 @@
 /*
  * notify.h - sd_notify for the manager: readiness, reload, stop, status
- * and watchdog, through libsystemd.
+ * and watchdog. A send never waits: a message that finds the reader's
+ * queue full is dropped, and the count is logged once one goes again.
  *
  * Outside systemd (no NOTIFY_SOCKET at start-up) every call returns at
  * once without a system call. Workers never notify: they drop

@@ -3,7 +3,8 @@
  * (the messages themselves are written in notify.c).
  *
  * Workers send their pid to the readiness socket once init and the
- * on_new_worker hooks are done. READY=1 goes out when every wanted slot
+ * on_new_worker hooks are done; a report counts only when the kernel's
+ * credentials say that it comes from the pid it names. READY=1 goes out when every wanted slot
  * has a ready worker: at start-up (with MAINPID), and again after a
  * SIGHUP (RELOADING=1), once the workers that restart instead of
  * reloading are back. STATUS= follows every change; WATCHDOG=1 and
@@ -34,6 +35,8 @@ static int all_ready(void)
 
     for (int i = 0; i < M.nsvcs; i++)
         wanted += M.svcs[i]->conf.workers;
+    if (M.nready < wanted)
+        return 0; /* the walk below only once it may succeed */
     MGR_FOR_SLOTS (s, NULL)
         ready += s->wid < s->svc->conf.workers && s->pid && s->ready;
     return ready == wanted;
@@ -51,16 +54,49 @@ void mgr_check_ready(void)
     M.reloading = 0;
 }
 
+/* One report from the socket: the pid it names, counted only when the
+ * kernel says that this pid sent it (SO_PASSCRED); 0 when the socket is
+ * empty, -1 for a report to ignore. Every worker shares the sending end
+ * during its init, so the pid in the message alone proves nothing. */
+static pid_t read_report(int fd)
+{
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(struct ucred))];
+    } control;
+    pid_t pid;
+    struct iovec iov = {.iov_base = &pid, .iov_len = sizeof pid};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1,
+                         .msg_control = control.buf, .msg_controllen = sizeof control.buf};
+    ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+
+    if (n < 0)
+        return 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        struct ucred cred;
+
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_CREDENTIALS)
+            continue;
+        memcpy(&cred, CMSG_DATA(c), sizeof cred);
+        if (n == (ssize_t)sizeof pid && cred.pid == pid)
+            return pid;
+        coty_warning("readiness report for pid %d ignored: sent by pid %d",
+                     n == (ssize_t)sizeof pid ? (int)pid : -1, (int)cred.pid);
+        return -1;
+    }
+    return -1;
+}
+
 static void on_ready_fd(void *ud, int fd, uint32_t events)
 {
     pid_t pid;
 
     (void)ud;
     (void)events;
-    while (recv(fd, &pid, sizeof pid, 0) == (ssize_t)sizeof pid) {
-        struct slot *s = mgr_slot_by_pid(pid);
+    while ((pid = read_report(fd)) != 0) {
+        struct slot *s = pid > 0 ? mgr_slot_by_pid(pid) : NULL;
         if (s)
-            s->ready = 1;
+            mgr_set_ready(s, 1);
     }
     mgr_check_ready();
 }
@@ -150,8 +186,11 @@ void mgr_notify_stopping(void)
  * and the notify timers. */
 int mgr_readiness_setup(void)
 {
+    int on = 1;
+
     if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, M.ready_fd) < 0 ||
         fcntl(M.ready_fd[0], F_SETFL, O_NONBLOCK) < 0 ||
+        setsockopt(M.ready_fd[0], SOL_SOCKET, SO_PASSCRED, &on, sizeof on) < 0 ||
         coty_loop_add_fd(M.loop, M.ready_fd[0], EPOLLIN, on_ready_fd, NULL) < 0) {
         coty_error("cannot set up the readiness socket: %s", strerror(errno));
         return -1;

@@ -55,6 +55,11 @@ static struct saved_hook {
     int mask, count;
 } user_hooks[MAX_SAVED];
 static volatile sig_atomic_t n_user_hooks;
+/* Set while coty_worker_wait() sleeps with the signals unblocked: it
+ * delivers them itself when the sleep ends, so no hook is needed (setting
+ * one writes to every frame of the Lua stack: pages the worker would
+ * otherwise keep sharing with the manager). */
+static volatile sig_atomic_t waiting;
 static int instance_ref = LUA_NOREF;
 static timer_t term_timer;
 static int has_timer;
@@ -154,7 +159,7 @@ static void on_signal(int sig)
     } else if (sig == SIGHUP) {
         got_hup = 1;
     }
-    if (phase == P_RUN)
+    if (phase == P_RUN && !waiting)
         set_hook(running());
     errno = saved;
 }
@@ -192,13 +197,39 @@ static int method_call(lua_State *L)
     return 1;
 }
 
-/* Runs instance:name() (reload, terminate) in a new coroutine: Lua turns
- * hooks off in a thread while it runs a hook, and this may be called from
- * the hook, but a SIGTERM must still reach a busy reload. An error logs
- * the traceback and exits 2. Returns whether the method exists. */
+/* The coroutine of call_method(), made once and kept in the registry: a
+ * method that returned leaves it ready for the next, so a reload creates
+ * no thread. While it runs (a terminate from within reload), another
+ * call gets a new one. Either way the coroutine is pushed on L. */
+static lua_State *spare;
+static int spare_ref = LUA_NOREF, spare_busy;
+
+static lua_State *method_thread(lua_State *L)
+{
+    lua_State *co;
+
+    if (spare && !spare_busy) {
+        spare_busy = 1;
+        lua_rawgeti(L, LUA_REGISTRYINDEX, spare_ref);
+        return spare;
+    }
+    co = lua_newthread(L);
+    if (!spare) {
+        lua_pushvalue(L, -1);
+        spare_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        spare = co;
+        spare_busy = 1;
+    }
+    return co;
+}
+
+/* Runs instance:name() (reload, terminate) in a coroutine of its own: Lua
+ * turns hooks off in a thread while it runs a hook, and this may be called
+ * from the hook, but a SIGTERM must still reach a busy reload. An error
+ * logs the traceback and exits 2. Returns whether the method exists. */
 static int call_method(lua_State *L, const char *name)
 {
-    lua_State *co = lua_newthread(L);
+    lua_State *co = method_thread(L);
     int nres, status, found;
 
     lua_pushcfunction(co, method_call);
@@ -214,6 +245,10 @@ static int call_method(lua_State *L, const char *name)
         finish(2);
     }
     found = lua_toboolean(co, -1);
+    if (co == spare) {
+        lua_settop(co, 0); /* finished: ready to start another function */
+        spare_busy = 0;
+    }
     lua_pop(L, 1); /* the coroutine */
     return found;
 }
@@ -227,13 +262,22 @@ static void arm_term_timer(void)
     }
 }
 
+/* instance:terminate() on the thread that runs: from P_TERMINATING on no
+ * signal is delivered, so no hook has to reach it and it needs no
+ * coroutine of its own (none is created). An error logs the traceback and
+ * exits 2; the graceful timeout bounds it. */
 static void terminate(lua_State *L) __attribute__((noreturn));
 static void terminate(lua_State *L)
 {
     phase = P_TERMINATING;
     got_term = 1;
     arm_term_timer(); /* not armed yet when a SIGHUP led here */
-    call_method(L, "terminate");
+    lua_pushcfunction(L, method_call);
+    lua_pushliteral(L, "terminate");
+    if (coty_lua_call(L, 1, 0) != LUA_OK) {
+        coty_error("error in terminate: %s", lua_tostring(L, -1));
+        finish(2);
+    }
     finish(0);
 }
 
@@ -337,6 +381,31 @@ static void heartbeat_clamp(struct timespec **tp, struct timespec *ts)
     *tp = ts;
 }
 
+/* The wait without an fd: TERM and HUP (those of them that the caller
+ * had not blocked itself) stay blocked and are taken here (sigtimedwait)
+ * and recorded as the handler would have, so that an idle worker wakes
+ * without a signal frame. As ppoll: -1 with EINTR after a signal, 0 once
+ * tp passed. */
+static int wait_signal(const sigset_t *old, const struct timespec *tp)
+{
+    sigset_t want;
+    int sig;
+
+    sigemptyset(&want);
+    if (sigismember(old, SIGTERM) == 0)
+        sigaddset(&want, SIGTERM);
+    if (sigismember(old, SIGHUP) == 0)
+        sigaddset(&want, SIGHUP);
+    sig = sigtimedwait(&want, NULL, tp);
+
+    if (sig > 0) {
+        on_signal(sig); /* `waiting` is set: no hook */
+        errno = EINTR;
+        return -1;
+    }
+    return errno == EAGAIN ? 0 : -1;
+}
+
 int coty_worker_wait(lua_State *L, int fd, short events, double timeout)
 {
     struct pollfd pfd = {.fd = fd, .events = events};
@@ -368,9 +437,13 @@ int coty_worker_wait(lua_State *L, int fd, short events, double timeout)
             tp->tv_nsec = 1;
         tiny = 0;
         heartbeat_clamp(&tp, &ts);
-        /* ppoll unblocks atomically: a signal that came after the check
-         * above is pending and interrupts it at once. */
-        n = ppoll(&pfd, fd >= 0 ? 1 : 0, tp, &old);
+        /* ppoll unblocks atomically, sigtimedwait takes what is pending:
+         * a signal that came after the check above ends the wait at once. */
+        waiting = 1;
+        n = fd >= 0 ? ppoll(&pfd, 1, tp, &old) : wait_signal(&old, tp);
+        /* Blocked again here: a signal that comes once they are unblocked
+         * finds waiting = 0 and hooks the thread. */
+        waiting = 0;
         {
             int saved = errno;
             sigprocmask(SIG_SETMASK, &old, NULL);
@@ -400,18 +473,34 @@ static void set_handler(int sig, void (*fn)(int), int flags)
     sigaction(sig, &sa, NULL);
 }
 
+/* True for the signals whose disposition reset_process() sets anyway. */
+static int kept(int sig, const struct coty_worker_info *info)
+{
+    return sig == SIGTERM || sig == SIGHUP || sig == SIGALRM ||
+           (sig == SIGPIPE && info->sigpipe_ignored);
+}
+
+static void unset(const char *name)
+{
+    if (getenv(name))
+        unsetenv(name);
+}
+
 /* Everything of the manager's goes: dispositions, mask (still blocked
- * until the end of start-up), notify variables. */
+ * until the end of start-up), notify variables. Only the dispositions the
+ * manager found caught or ignored are reset (info->caught): the others
+ * are at SIG_DFL already. */
 static void reset_process(const struct coty_worker_info *info)
 {
     struct sigaction dfl = {.sa_handler = SIG_DFL}, ign = {.sa_handler = SIG_IGN};
 
     for (int sig = 1; sig < NSIG; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP)
+        if (sigismember(info->caught, sig) == 1 && !kept(sig, info))
             sigaction(sig, &dfl, NULL);
     /* The one disposition a worker keeps: an ignored SIGPIPE, as network
-     * libraries set it when the services file loads them (luasocket). */
-    if (info->sigpipe_ignored)
+     * libraries set it when the services file loads them (luasocket). The
+     * manager itself ignores SIGPIPE, so the worker's is SIG_IGN already. */
+    if (info->sigpipe_ignored && sigismember(info->caught, SIGPIPE) != 1)
         sigaction(SIGPIPE, &ign, NULL);
     set_handler(SIGTERM, on_signal, 0);
     set_handler(SIGHUP, on_signal, SA_RESTART);
@@ -422,9 +511,9 @@ static void reset_process(const struct coty_worker_info *info)
     if (getppid() != info->manager_pid)
         raise(SIGTERM); /* blocked now: delivered once init is done */
     coty_log_may_wait(1); /* a worker's lines wait for stderr, but not on_timeout's */
-    unsetenv("NOTIFY_SOCKET");
-    unsetenv("WATCHDOG_USEC");
-    unsetenv("WATCHDOG_PID");
+    unset("NOTIFY_SOCKET");
+    unset("WATCHDOG_USEC");
+    unset("WATCHDOG_PID");
 }
 
 static void arm_timeout(double seconds)
