@@ -74,6 +74,7 @@ describe("the watchdog", function()
     assert.is_true(t_new - t_stuck < WATCHDOG + GRACEFUL + 2 * H.slow,
       ("replaced %.2f s after it got stuck"):format(t_new - t_stuck))
     assert.matches("stuck worker%(0%) %[pid " .. old .. "%] exited with status 1", p:stderr())
+    assert.matches("worker%(0%)  pid " .. new .. " .* last exit status 1 %(hung%)", ctl_status(p))
     -- meanwhile the manager, alive, went on telling systemd's watchdog so
     local pings = 0
     repeat

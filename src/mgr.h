@@ -41,6 +41,7 @@ struct slot {
     int last_status;            /* wait status of the last one reaped */
     int exited;                 /* last_status is set */
     int hung;                   /* its worker missed the watchdog */
+    int was_hung;               /* ... the last one reaped did */
     double last_beat;           /* its worker's last heartbeat */
 };
 

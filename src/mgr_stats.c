@@ -39,6 +39,7 @@ void mgr_stats_reaped(struct slot *s, int status)
 
     s->last_status = status;
     s->exited = 1;
+    s->was_hung = s->hung;
     for (int i = 0; i < svc->nexits; i++)
         if (svc->exits[i].code == code) {
             svc->exits[i].n++;
@@ -71,12 +72,16 @@ static const char *slot_state(const struct slot *s)
     return coty_timer_armed(&s->respawn) ? "throttled" : "down";
 }
 
-static void describe_exit(int status, char *buf, size_t cap)
+static void describe_exit(const struct slot *s, char *buf, size_t cap)
 {
+    int status = s->last_status;
+    const char *hung = s->was_hung ? ", hung" : "";
+
     if (WIFSIGNALED(status))
-        snprintf(buf, cap, "signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+        snprintf(buf, cap, "signal %d (%s%s)", WTERMSIG(status), strsignal(WTERMSIG(status)),
+                 hung);
     else
-        snprintf(buf, cap, "status %d", WEXITSTATUS(status));
+        snprintf(buf, cap, "status %d%s", WEXITSTATUS(status), s->was_hung ? " (hung)" : "");
 }
 
 /* "45s", "3m07s", "2h05m", "4d03h" */
@@ -136,7 +141,7 @@ static void slot_text(struct coty_buf *b, const struct slot *s, double now)
         snprintf(state, sizeof state, "throttled until %s", hms);
     }
     if (s->exited)
-        describe_exit(s->last_status, last, sizeof last);
+        describe_exit(s, last, sizeof last);
     coty_buf_printf(b, "  worker(%d)  pid %-7s  %-9s  up %-6s  restarts %d  last exit %s\n",
                     s->wid, pid, state, up, s->spawns > 1 ? s->spawns - 1 : 0, last);
 }
@@ -170,7 +175,7 @@ static void slot_json(struct coty_buf *b, const struct slot *s, double now)
                     "\"last_exit\":", s->wid, (int)s->pid, slot_state(s),
                     s->pid ? now - s->started : 0.0, s->spawns > 1 ? s->spawns - 1 : 0);
     if (s->exited) {
-        describe_exit(s->last_status, last, sizeof last);
+        describe_exit(s, last, sizeof last);
         coty_buf_json(b, last);
     } else {
         coty_buf_add(b, "null", 4);

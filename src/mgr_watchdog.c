@@ -1,7 +1,8 @@
 /*
  * mgr_watchdog.c - the manager's side of the `watchdog` service option:
- * workers send their pid as a heartbeat (heartbeat.c) on a datagram
- * socketpair; a scan every watchdog/4 seconds finds the workers silent
+ * workers send a heartbeat (heartbeat.c) on a datagram socketpair, and
+ * the kernel says who sent it (SO_PASSCRED: a worker cannot beat for
+ * another, nor a process that a worker forked for it); a scan every watchdog/4 seconds finds the workers silent
  * for longer than their service's watchdog. Such a worker is logged as
  * hung, asked to stop (SIGTERM), killed after its graceful timeout like
  * any worker that does not stop, and replaced. Nothing of this exists
@@ -40,14 +41,38 @@ static double period(void)
     return p < SCAN_MIN ? SCAN_MIN : p;
 }
 
+/* The sender of one heartbeat, as the kernel tells it; 0 when there is
+ * none left, -1 for a datagram without credentials. */
+static pid_t sender(int fd)
+{
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(struct ucred))];
+    } control;
+    char byte[sizeof(pid_t)];
+    struct iovec iov = {.iov_base = byte, .iov_len = sizeof byte};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1,
+                         .msg_control = control.buf, .msg_controllen = sizeof control.buf};
+    struct cmsghdr *c;
+    struct ucred cred;
+
+    if (recvmsg(fd, &msg, MSG_CMSG_CLOEXEC) < 0)
+        return 0;
+    c = CMSG_FIRSTHDR(&msg);
+    if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_CREDENTIALS)
+        return -1;
+    memcpy(&cred, CMSG_DATA(c), sizeof cred);
+    return cred.pid;
+}
+
 static void on_beat(void *ud, int fd, uint32_t events)
 {
     pid_t pid;
 
     (void)ud;
     (void)events;
-    while (recv(fd, &pid, sizeof pid, 0) == (ssize_t)sizeof pid) {
-        struct slot *s = mgr_slot_by_pid(pid);
+    while ((pid = sender(fd)) != 0) {
+        struct slot *s = pid > 0 ? mgr_slot_by_pid(pid) : NULL;
         if (s)
             s->last_beat = coty_now();
     }
@@ -84,11 +109,14 @@ static void on_scan(void *ud)
 
 int mgr_watchdog_setup(void)
 {
+    int on = 1;
+
     coty_timer_init(&M.beat_scan, on_scan, NULL);
     if (shortest() <= 0)
         return 0;
     if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, M.beat_fd) < 0 ||
         fcntl(M.beat_fd[0], F_SETFL, O_NONBLOCK) < 0 ||
+        setsockopt(M.beat_fd[0], SOL_SOCKET, SO_PASSCRED, &on, sizeof on) < 0 ||
         coty_loop_add_fd(M.loop, M.beat_fd[0], EPOLLIN, on_beat, NULL) < 0) {
         coty_error("cannot set up the watchdog's socket: %s", strerror(errno));
         return -1;
