@@ -45,8 +45,8 @@ WARN = -Wall -Wextra -Wshadow -Wundef -Wwrite-strings -Wredundant-decls \
 ALL_CFLAGS = -std=c99 -fPIC $(WARN) $(CFLAGS) $(LUA_CFLAGS) $(SD_CFLAGS) $(EXTRA_CFLAGS)
 
 B ?= build
-ENGINE = log sdlib journal loop restart proctitle notify sockets manager mgr_run mgr_sockets readiness \
-    ctl_proto ctl control mgr_stats mgr_watchdog heartbeat worker identity lcall lcotylua
+ENGINE = log fdscan sdlib journal loop restart proctitle notify sockets manager mgr_run mgr_sockets readiness \
+    selfpipe ctl_proto ctl control mgr_stats mgr_watchdog heartbeat worker identity lcall lcotylua
 ENGINE_OBJS = $(ENGINE:%=$(B)/obj/%.o)
 BIN = $(B)/bin/cotylua
 MOD = $(B)/lib/cotylua/core.so
@@ -64,14 +64,18 @@ $(B)/obj/embedded.c: lua/cotylua.lua tools/embed.lua
 	@mkdir -p $(@D)
 	$(LUA) tools/embed.lua lua/cotylua.lua coty_embedded_lua > $@
 
-$(B)/obj/embedded.o: $(B)/obj/embedded.c
+$(B)/obj/embedded_loop.c: lua/cotylua/loop.lua tools/embed.lua
+	@mkdir -p $(@D)
+	$(LUA) tools/embed.lua lua/cotylua/loop.lua coty_embedded_loop > $@
+
+$(B)/obj/embedded%.o: $(B)/obj/embedded%.c
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 # Symbols bound at load time, in the manager, rather than on first use in
 # each worker (a lazy binding writes to the GOT: a page copied per worker).
 BIND_NOW = -Wl,-z,now
 
-$(BIN): $(ENGINE_OBJS) $(B)/obj/main.o $(B)/obj/embedded.o
+$(BIN): $(ENGINE_OBJS) $(B)/obj/main.o $(B)/obj/embedded.o $(B)/obj/embedded_loop.o
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) $(LDFLAGS) $(BIND_NOW) -o $@ $^ $(LUA_LIBS) $(DL_LIBS) -lm
 
@@ -131,15 +135,18 @@ install: $(BIN) $(MOD)
 	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/cotylua
 	install -m 755 $(MOD) $(DESTDIR)$(LIBDIR)/cotylua/core.so
 	install -m 644 lua/cotylua.lua $(DESTDIR)$(LUADIR)/cotylua.lua
+	install -d $(DESTDIR)$(LUADIR)/cotylua
+	install -m 644 lua/cotylua/loop.lua $(DESTDIR)$(LUADIR)/cotylua/loop.lua
 	install -m 644 doc/cotylua.1 $(DESTDIR)$(MANDIR)/man1/cotylua.1
 	install -m 644 $(EXAMPLES) $(DESTDIR)$(SHAREDIR)/cotylua/examples
 	install -m 644 $(UNITS) $(DESTDIR)$(SHAREDIR)/cotylua/examples/systemd
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/cotylua $(DESTDIR)$(LIBDIR)/cotylua/core.so \
-	    $(DESTDIR)$(LUADIR)/cotylua.lua $(DESTDIR)$(MANDIR)/man1/cotylua.1
+	    $(DESTDIR)$(LUADIR)/cotylua.lua $(DESTDIR)$(LUADIR)/cotylua/loop.lua \
+	    $(DESTDIR)$(MANDIR)/man1/cotylua.1
 	rm -rf $(DESTDIR)$(SHAREDIR)/cotylua
-	-rmdir $(DESTDIR)$(LIBDIR)/cotylua 2>/dev/null
+	-rmdir $(DESTDIR)$(LIBDIR)/cotylua $(DESTDIR)$(LUADIR)/cotylua 2>/dev/null
 
 clean:
 	rm -rf build build-asan
@@ -166,3 +173,9 @@ bench:
 	sh tools/deps.sh bench
 	$(MAKE) all bench-floor
 	$(LUA) bench/bench.lua $(if $(QUICK),--quick)
+
+# Requests per second of the lua-http and luv examples under cotylua
+# against the same server alone (bench/http.lua; writes build/bench/HTTP.md).
+.PHONY: bench-http
+bench-http: all
+	$(LUA) bench/http.lua

@@ -34,6 +34,7 @@
 
 #include "control.h"
 #include "cotylua.h"
+#include "fdscan.h"
 #include "heartbeat.h"
 #include "lcall.h"
 #include "log.h"
@@ -462,6 +463,13 @@ static int l_in_worker(lua_State *L)
     return 1;
 }
 
+/* Warns about the loop fds that loading the services file left open. */
+static int l_warn_shared_fds(lua_State *L)
+{
+    lua_pushinteger(L, coty_fds_warn_shared());
+    return 1;
+}
+
 static int l_check_mode(lua_State *L)
 {
     if (!lua_isnone(L, 1))
@@ -610,6 +618,30 @@ static int l_stopping(lua_State *L)
 {
     lua_pushboolean(L, coty_worker_stopping());
     return 1;
+}
+
+static int l_drain_on_stop(lua_State *L)
+{
+    coty_worker_set_drain(lua_toboolean(L, 1));
+    return 0;
+}
+
+static int l_signal_fd(lua_State *L)
+{
+    int fd = coty_worker_signal_fd();
+
+    if (fd < 0)
+        return luaL_error(L, "cotylua.signal_fd: %s",
+                          errno == EPERM ? "only a worker has one (call it in init or run)"
+                                         : strerror(errno));
+    lua_pushinteger(L, fd);
+    return 1;
+}
+
+static int l_dispatch(lua_State *L)
+{
+    coty_worker_dispatch(L);
+    return 0;
 }
 
 static int l_now(lua_State *L)
@@ -793,10 +825,14 @@ static const luaL_Reg funcs[] = {
     {"shutdown", l_shutdown},
     {"check_mode", l_check_mode},
     {"in_worker", l_in_worker},
+    {"warn_shared_fds", l_warn_shared_fds},
     {"sleep", l_sleep},
     {"wait", l_wait},
     {"stopping", l_stopping},
     {"heartbeat", l_heartbeat},
+    {"signal_fd", l_signal_fd},
+    {"drain_on_stop", l_drain_on_stop},
+    {"dispatch", l_dispatch},
     {"now", l_now},
     {"getpid", l_getpid},
     {"sockets", l_sockets},

@@ -7,6 +7,12 @@
  * SIGHUP are ignored). The graceful timeout is a POSIX timer armed by the
  * SIGTERM handler itself (timer_settime is async-signal-safe): it bounds
  * the time from the request to the exit, even when run is stuck in C.
+ *
+ * A worker driven by an event loop asks for loop delivery (signal_fd):
+ * the handlers then poke a self-pipe instead of hooking Lua, and the loop
+ * calls coty_worker_dispatch when the pipe is readable, between two of its
+ * callbacks. A service with `drain_on_stop` keeps running after terminate
+ * returns (it finishes its work in flight) and exits when run returns.
  */
 #define _GNU_SOURCE
 #include "worker.h"
@@ -29,6 +35,7 @@
 #include "log.h"
 #include "loop.h"
 #include "proctitle.h"
+#include "selfpipe.h"
 
 enum phase { P_NONE, P_INIT, P_RUN, P_TERMINATING };
 
@@ -39,7 +46,10 @@ enum phase { P_NONE, P_INIT, P_RUN, P_TERMINATING };
 
 static volatile sig_atomic_t phase = P_NONE;
 static volatile sig_atomic_t got_term, got_hup;
+static volatile sig_atomic_t loop_mode; /* signals go to the self-pipe, not a hook */
 static int in_reload;
+static int drains;              /* the service drains on stop (drain_on_stop) */
+static int draining;            /* terminate returned; waiting for run to return */
 static lua_State *main_L;       /* the main thread of the worker */
 /* The thread that runs now (NULL: main_L), as far as resumes through
  * coroutine.resume and coroutine.wrap tell: the handler hooks it, since
@@ -70,6 +80,8 @@ static const int *sockets;      /* the service's listening sockets */
 static int nsockets;
 
 int coty_worker_stopping(void) { return got_term != 0; }
+
+void coty_worker_set_drain(int on) { drains = on; }
 
 const int *coty_worker_sockets(int *n)
 {
@@ -159,7 +171,9 @@ static void on_signal(int sig)
     } else if (sig == SIGHUP) {
         got_hup = 1;
     }
-    if (phase == P_RUN && !waiting)
+    if (loop_mode)
+        coty_selfpipe_poke();
+    else if (phase == P_RUN && !waiting)
         set_hook(running());
     errno = saved;
 }
@@ -265,8 +279,9 @@ static void arm_term_timer(void)
 /* instance:terminate() on the thread that runs: from P_TERMINATING on no
  * signal is delivered, so no hook has to reach it and it needs no
  * coroutine of its own (none is created). An error logs the traceback and
- * exits 2; the graceful timeout bounds it. */
-static void terminate(lua_State *L) __attribute__((noreturn));
+ * exits 2; the graceful timeout bounds it. The worker exits 0 once it
+ * returns, unless the service drains: then the worker goes back to what it
+ * was doing and exits when run returns. */
 static void terminate(lua_State *L)
 {
     phase = P_TERMINATING;
@@ -278,7 +293,10 @@ static void terminate(lua_State *L)
         coty_error("error in terminate: %s", lua_tostring(L, -1));
         finish(2);
     }
-    finish(0);
+    if (!drains)
+        finish(0);
+    draining = 1;
+    coty_info("draining: the worker exits when run returns");
 }
 
 static void reload(lua_State *L)
@@ -305,7 +323,8 @@ static void dispatch(lua_State *L)
     while (deliverable()) {
         if (got_term)
             terminate(L);
-        reload(L);
+        else
+            reload(L);
     }
 }
 
@@ -325,14 +344,14 @@ static void hook(lua_State *L, lua_Debug *ar)
 void coty_worker_enter(lua_State *co)
 {
     current = co;
-    if (deliverable())
+    if (deliverable() && !loop_mode)
         set_hook_blocked(co);
 }
 
 void coty_worker_leave(lua_State *L)
 {
     current = L == main_L ? NULL : L;
-    if (deliverable())
+    if (deliverable() && !loop_mode)
         set_hook_blocked(L);
 }
 
@@ -422,6 +441,8 @@ int coty_worker_wait(lua_State *L, int fd, short events, double timeout)
         int n;
 
         coty_heartbeat(); /* a wait is a sign of life */
+        if (draining)
+            return 0; /* stopping: a plain loop notices at once */
         sigprocmask(SIG_BLOCK, &block, &old);
         if (deliverable()) {
             sigprocmask(SIG_SETMASK, &old, NULL);
@@ -456,6 +477,30 @@ int coty_worker_wait(lua_State *L, int fd, short events, double timeout)
         if (n < 0 && errno != EINTR)
             return -1;
     }
+}
+
+/* ---- delivery through an event loop ---------------------------------- */
+
+int coty_worker_signal_fd(void)
+{
+    int fd;
+
+    if (phase == P_NONE) {
+        errno = EPERM;
+        return -1;
+    }
+    if ((fd = coty_selfpipe_open()) < 0)
+        return -1;
+    loop_mode = 1;
+    if (got_term || got_hup)
+        coty_selfpipe_poke();
+    return fd;
+}
+
+void coty_worker_dispatch(lua_State *L)
+{
+    coty_selfpipe_drain();
+    dispatch(L);
 }
 
 /* ---- start-up ------------------------------------------------------- */
@@ -569,13 +614,16 @@ static int body(lua_State *L)
     phase = P_RUN;
     stage = "run";
     dispatch(L); /* what came during init; a terminate never reports ready */
+    if (draining)
+        finish(0); /* nor starts run, even when the service drains */
     report_ready(ready_fd);
     lua_pushcfunction(L, method_call);
     lua_pushliteral(L, "run");
     lua_call(L, 1, 0);
     stage = "the worker";
-    for (;;)
+    while (!draining)
         coty_worker_wait(L, -1, 0, -1);
+    finish(0);
     return 0;
 }
 
