@@ -21,6 +21,7 @@ M.sleep = core.sleep
 M.wait = core.wait
 M.stopping = core.stopping
 M.heartbeat = core.heartbeat
+M._heartbeat_every = core.heartbeat_every -- for cotylua.loop
 M.signal_fd = core.signal_fd
 M.dispatch = core.dispatch
 M.now = core.now

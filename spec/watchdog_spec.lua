@@ -119,6 +119,38 @@ return m
     H.stop(p)
   end)
 
+  for _, case in ipairs({
+    { "cqueues", [[
+local cqueues = require("cqueues")
+function S:init() self.cq = require("cotylua.loop").cqueues(cqueues.new()) end
+function S:run()
+  self.cq:wrap(function() cqueues.sleep(2) ev("done %d", self.worker_id) end)
+  assert(self.cq:loop())
+  while true do cotylua.sleep(1) end
+end
+]] },
+    { "luv", [[
+local uv = require("luv")
+function S:init() require("cotylua.loop").luv(uv) end
+function S:run()
+  uv.new_timer():start(2000, 0, function() ev("done %d", self.worker_id) end)
+  uv.run()
+  while true do cotylua.sleep(1) end
+end
+]] },
+  }) do
+    it("takes the heartbeats of a worker idle in a " .. case[1] .. " loop", function()
+      local p = H.run_app("local S = { name = 'looped', watchdog = 0.5 }\n" .. case[2] .. [[
+local m = cotylua.manager()
+m:add(S)
+return m
+]])
+      p:wait_event("^done 0$", 10)
+      assert.falsy(p:stderr():find("hung"), p:stderr())
+      H.stop(p)
+    end)
+  end
+
   it("is refused when it is not a number of seconds", function()
     local dir = H.tmpdir()
     H.app(dir, H.prelude .. "local m = cotylua.manager()\nm:add({ name = 'x', watchdog = 'soon' })\nreturn m\n")

@@ -31,6 +31,8 @@ void coty_heartbeat(void)
     send(beat_fd, &pid, sizeof pid, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
+double coty_heartbeat_every(void) { return beat_fd < 0 ? -1 : every; }
+
 double coty_heartbeat_due(void)
 {
     double left;

@@ -12,6 +12,8 @@
 void coty_heartbeat_setup(int fd, double watchdog);
 /* Sends a heartbeat unless one went less than watchdog/4 seconds ago. */
 void coty_heartbeat(void);
+/* Seconds between heartbeats (watchdog/4); < 0 when there is no watchdog. */
+double coty_heartbeat_every(void);
 /* Seconds until the next heartbeat is due; < 0 when there is no watchdog. */
 double coty_heartbeat_due(void);
 

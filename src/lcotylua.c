@@ -614,6 +614,18 @@ static int l_heartbeat(lua_State *L)
     return 0;
 }
 
+/* heartbeat_every() -> seconds between heartbeats, or nil without a
+ * watchdog: for event-loop glue (cotylua.loop) that beats on a timer. */
+static int l_heartbeat_every(lua_State *L)
+{
+    double every = coty_heartbeat_every();
+
+    if (every <= 0)
+        return 0;
+    lua_pushnumber(L, every);
+    return 1;
+}
+
 static int l_stopping(lua_State *L)
 {
     lua_pushboolean(L, coty_worker_stopping());
@@ -830,6 +842,7 @@ static const luaL_Reg funcs[] = {
     {"wait", l_wait},
     {"stopping", l_stopping},
     {"heartbeat", l_heartbeat},
+    {"heartbeat_every", l_heartbeat_every},
     {"signal_fd", l_signal_fd},
     {"drain_on_stop", l_drain_on_stop},
     {"dispatch", l_dispatch},
