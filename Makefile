@@ -45,14 +45,15 @@ WARN = -Wall -Wextra -Wshadow -Wundef -Wwrite-strings -Wredundant-decls \
 ALL_CFLAGS = -std=c99 -fPIC $(WARN) $(CFLAGS) $(LUA_CFLAGS) $(SD_CFLAGS) $(EXTRA_CFLAGS)
 
 B ?= build
-ENGINE = log fdscan sdlib journal loop restart proctitle notify sockets manager mgr_run mgr_sockets readiness selfpipe worker identity lcall lcotylua
+ENGINE = log fdscan sdlib journal loop restart proctitle notify sockets manager mgr_run mgr_sockets readiness \
+    selfpipe ctl_proto ctl control mgr_stats mgr_watchdog heartbeat worker identity lcall lcotylua
 ENGINE_OBJS = $(ENGINE:%=$(B)/obj/%.o)
 BIN = $(B)/bin/cotylua
 MOD = $(B)/lib/cotylua/core.so
 SPEC_HELPER = $(B)/spec/proc.so
-UNIT = test_restart test_loop test_log test_identity
+UNIT = test_restart test_loop test_log test_identity test_ctl
 
-.PHONY: all demo unit check install uninstall clean deps
+.PHONY: all demo unit check install uninstall clean deps fuzz
 all: $(BIN) $(MOD) $(SPEC_HELPER)
 
 $(B)/obj/%.o: src/%.c src/*.h
@@ -91,6 +92,17 @@ $(SPEC_HELPER): spec/support/proc.c
 $(B)/test/%: test/%.c $(ENGINE_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(ENGINE_OBJS) $(LUA_LIBS) $(DL_LIBS) -lm
+
+# The control protocol's parser under libFuzzer, ASan and UBSan for
+# FUZZ_TIME seconds (clang); `make check` runs it.
+FUZZ_TIME ?= 30
+FUZZ_CFLAGS = -std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+$(B)/fuzz/fuzz_ctl: test/fuzz/fuzz_ctl.c src/ctl_proto.c src/*.h
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) $(WARN) $(LUA_CFLAGS) -Isrc -o $@ test/fuzz/fuzz_ctl.c src/ctl_proto.c
+
+fuzz: $(B)/fuzz/fuzz_ctl
+	sh tools/fuzz.sh $< $(FUZZ_TIME)
 
 # The packages come first, then a new make that reads the Lua and
 # libsystemd flags from pkg-config once they are installed.

@@ -20,6 +20,8 @@ local format, mtype, unpack = string.format, math.type, table.unpack
 M.sleep = core.sleep
 M.wait = core.wait
 M.stopping = core.stopping
+M.heartbeat = core.heartbeat
+M._heartbeat_every = core.heartbeat_every -- for cotylua.loop
 M.signal_fd = core.signal_fd
 M.dispatch = core.dispatch
 M.now = core.now
@@ -385,6 +387,8 @@ local MANAGER_OPTIONS = {
   graceful_shutdown_timeout = { kind = "seconds", default = 60 },
   restart = { kind = "restart" },
   log_level = { kind = "level" },
+  control = { kind = "name" }, -- the control socket's path (--control wins)
+  metrics_file = { kind = "name" }, -- metrics for node_exporter's textfile collector
 }
 
 local OPTIONS = {
@@ -444,6 +448,12 @@ function M.manager(opts)
   end
   if conf.log_level then
     core.log_level(conf.log_level, true) -- --log-level and COTYLUA_LOG_LEVEL win
+  end
+  if not core.check_mode() then -- before any service binds: one manager per file
+    ok, err = pcall(core.control, conf.control, _G.arg and _G.arg[0], conf.metrics_file)
+    if not ok then
+      error("cotylua.manager: " .. tostring(err):gsub("^[^:]*:%d+: ", ""), 2)
+    end
   end
   the_manager = setmetatable({
     graceful_shutdown_timeout = conf.graceful_shutdown_timeout,

@@ -290,7 +290,7 @@ return m
         own = own + 1
       end
     end
-    assert.are.equal(4, own) -- signalfd, epoll, the readiness pipe
+    assert.are.equal(5, own) -- signalfd, epoll, the readiness pipe, the control socket
     p:kill("TERM")
     assert.are.same({ code = 0 }, p:wait(5))
   end)

@@ -70,7 +70,7 @@ for _, mode in ipairs({ "binary", "lua" }) do
       assert.are.equal("cotylua: exit42 worker(0)", H.cmdline(pids["exit42 0"]))
       assert.are.equal("cotylua: reload", H.comm(pids["reloadable 0"]))
       assert.matches("^cotylua: master process %[.*services.lua%]$", H.cmdline(p.pid))
-      assert.are.equal("cotylua: master", H.comm(p.pid))
+      assert.are.equal("cotylua", H.comm(p.pid)) -- for pidof and pgrep -x
       local kids = H.children(p.pid)
       assert.are.equal(5, #kids)
       H.stop(p)

@@ -171,7 +171,8 @@ describe("helpers", function()
     assert.are.equal(H.events_file(dir), env.EVENTS)
     local allowed = { PATH = 1, HOME = 1, TMPDIR = 1, LANG = 1, EVENTS = 1, FOO = 1,
                       ASAN_OPTIONS = 1, UBSAN_OPTIONS = 1, LSAN_OPTIONS = 1,
-                      LD_PRELOAD = 1, PWD = 1, SHLVL = 1, _ = 1, OLDPWD = 1 }
+                      LD_PRELOAD = 1, PWD = 1, SHLVL = 1, _ = 1, OLDPWD = 1,
+                      RUNTIME_DIRECTORY = 1 }
     for k in pairs(env) do
       assert.is_truthy(allowed[k], "unexpected env var " .. k)
     end

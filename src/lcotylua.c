@@ -32,8 +32,10 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "control.h"
 #include "cotylua.h"
 #include "fdscan.h"
+#include "heartbeat.h"
 #include "lcall.h"
 #include "log.h"
 #include "loop.h"
@@ -183,6 +185,19 @@ static int l_manager(lua_State *L)
     return 0;
 }
 
+/* core.control(path, file, metrics_file): opens the control socket (path
+ * or nil: the default for file); raises when another manager runs. */
+static int l_control(lua_State *L)
+{
+    const char *path = luaL_optstring(L, 1, NULL), *file = luaL_optstring(L, 2, NULL);
+    const char *metrics = luaL_optstring(L, 3, NULL);
+    char err[512];
+
+    if (coty_control_open(path, file, metrics, err, sizeof err) < 0)
+        return luaL_error(L, "%s", err);
+    return 0;
+}
+
 /* ---- the options of a service ------------------------------------------ */
 
 /* How an option's value is read; cotylua.lua checks each kind (and words
@@ -211,6 +226,7 @@ static const struct option {
     {"restart", K_RESTART, offsetof(struct coty_service_conf, restart), 0},
     {"listen", K_LISTEN, offsetof(struct coty_service_conf, listen), 0},
     {"reuseport", K_BOOLEAN, offsetof(struct coty_service_conf, reuseport), 0},
+    {"watchdog", K_SECONDS, offsetof(struct coty_service_conf, watchdog), 0},
     {"listen_owner", K_OWNER, offsetof(struct coty_service_conf, listen_owner), 0},
     {"listen_mode", K_MODE, offsetof(struct coty_service_conf, listen_mode), 0},
     {"user", K_USER, offsetof(struct coty_service_conf, identity.user), 0},
@@ -591,6 +607,25 @@ static int l_wait(lua_State *L)
     return 1;
 }
 
+static int l_heartbeat(lua_State *L)
+{
+    (void)L;
+    coty_heartbeat();
+    return 0;
+}
+
+/* heartbeat_every() -> seconds between heartbeats, or nil without a
+ * watchdog: for event-loop glue (cotylua.loop) that beats on a timer. */
+static int l_heartbeat_every(lua_State *L)
+{
+    double every = coty_heartbeat_every();
+
+    if (every <= 0)
+        return 0;
+    lua_pushnumber(L, every);
+    return 1;
+}
+
 static int l_stopping(lua_State *L)
 {
     lua_pushboolean(L, coty_worker_stopping());
@@ -793,6 +828,7 @@ static int l_log_level(lua_State *L)
 
 static const luaL_Reg funcs[] = {
     {"manager", l_manager},
+    {"control", l_control},
     {"restart_defaults", l_restart_defaults},
     {"options", l_options},
     {"add", l_add},
@@ -805,6 +841,8 @@ static const luaL_Reg funcs[] = {
     {"sleep", l_sleep},
     {"wait", l_wait},
     {"stopping", l_stopping},
+    {"heartbeat", l_heartbeat},
+    {"heartbeat_every", l_heartbeat_every},
     {"signal_fd", l_signal_fd},
     {"drain_on_stop", l_drain_on_stop},
     {"dispatch", l_dispatch},

@@ -50,6 +50,7 @@ static enum sink_kind sink_kind = SINK_PLAIN;
 static int sink_fd = STDERR_FILENO; /* SINK_OWN: a non-blocking description */
 static int may_wait;                /* a worker: its ordinary lines may block */
 static unsigned long dropped;       /* lines lost since the last one written */
+static unsigned long dropped_total; /* every line lost, for the metrics */
 
 static enum coty_level min_level = COTY_INFO;
 static int level_chosen; /* by the operator: the services file cannot override it */
@@ -349,11 +350,16 @@ static void emit(char *buf, size_t len, int wait)
 {
     if (!wait && dropped && report_dropped() < 0) {
         dropped++;
+        dropped_total++;
         return;
     }
-    if (write_all(buf, len, wait) < 0 && !wait)
+    if (write_all(buf, len, wait) < 0 && !wait) {
         dropped++;
+        dropped_total++;
+    }
 }
+
+unsigned long coty_log_dropped(void) { return dropped_total; }
 
 void coty_log_safe(enum coty_level level, const char *msg)
 {

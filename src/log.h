@@ -57,6 +57,8 @@ void coty_log_set_subject(const char *service, int worker_id);
 /* Whether this process's ordinary lines may wait for stderr (a worker)
  * or are dropped and counted when it is full (the manager, the default). */
 void coty_log_may_wait(int yes);
+/* How many lines this process dropped so far. */
+unsigned long coty_log_dropped(void);
 /* The length to keep of s cut at len, so that no UTF-8 character is split
  * (s[len] must be readable). */
 size_t coty_log_cut_utf8(const char *s, size_t len);

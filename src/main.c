@@ -17,7 +17,9 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "control.h"
 #include "cotylua.h"
+#include "ctl.h"
 #include "lcall.h"
 #include "log.h"
 #include "manager.h"
@@ -37,14 +39,17 @@ struct options {
 };
 
 static const char usage_text[] =
-    "usage: cotylua [--log-level LEVEL] FILE [ARGS...]\n"
+    "usage: cotylua [--log-level LEVEL] [--control PATH] FILE [ARGS...]\n"
     "       cotylua --check FILE [ARGS...]\n"
+    "       cotylua ctl [--control PATH | FILE] VERB (cotylua ctl --help)\n"
     "       cotylua --version | --help\n"
     "\n"
     "Runs the manager that the Lua file FILE returns: it forks the workers of\n"
     "each service, restarts them when they die and stops them on SIGTERM.\n"
     "\n"
     "  --check FILE       load and validate FILE, list its services, start nothing\n"
+    "  --control PATH     the control socket (default: named after FILE in\n"
+    "                     $RUNTIME_DIRECTORY, /run/cotylua or $XDG_RUNTIME_DIR)\n"
     "  --log-level LEVEL  debug, info (default), warning (or warn) or error,\n"
     "                     in any case; also COTYLUA_LOG_LEVEL\n"
     "  --version          print the version and exit\n"
@@ -76,6 +81,8 @@ static int parse(int argc, char **argv, struct options *o)
             return 0;
         } else if (!strcmp(a, "--check")) {
             o->check = 1;
+        } else if (!strcmp(a, "--control") && i + 1 < argc) {
+            coty_control_cli(argv[++i]);
         } else if (!strcmp(a, "--log-level") && i + 1 < argc) {
             int level = coty_log_parse_level(argv[++i]);
             if (level < 0)
@@ -174,6 +181,8 @@ int main(int argc, char **argv)
     int status;
     const char *bad_level = coty_log_setup();
 
+    if (argc > 1 && !strcmp(argv[1], "ctl"))
+        return coty_ctl_main(argc - 1, argv + 1);
     status = parse(argc, argv, &o);
     if (status >= 0)
         return status;

@@ -67,6 +67,7 @@ static void service_free(struct service *svc)
         s = next;
     }
     mgr_sockets_close(svc, 1); /* removes the unix socket files it bound */
+    mgr_stats_free(svc);
     coty_identity_free(&svc->conf.identity);
     free(svc->slots);
     free((char *)svc->conf.name);
@@ -305,6 +306,8 @@ static void child(struct slot *s)
         .fds = mgr_worker_fds(s),
         .nfds = s->svc->nlisteners,
         .sigpipe_ignored = M.oldpipe.sa_handler == SIG_IGN,
+        .watchdog = s->svc->conf.watchdog,
+        .heartbeat_fd = mgr_watchdog_child(s),
         .caught = &M.caught,
         /* none to apply: no syscall, no page of identity.c touched */
         .identity = coty_identity_empty(&s->svc->conf.identity) ? NULL : &s->svc->conf.identity,
@@ -312,6 +315,7 @@ static void child(struct slot *s)
 
     own_group(0);
     mgr_close_foreign_sockets(s);
+    mgr_control_close_in_child();
     close(M.sigfd);
     close(M.ready_fd[0]);
     close(coty_loop_fd(M.loop));
@@ -357,6 +361,7 @@ static void spawn(struct slot *s)
     s->pid = pid;
     s->started = coty_now();
     s->stopping = 0;
+    mgr_stats_spawned(s);
     M.live++;
     if (coty_log_get_level() <= COTY_DEBUG)
         coty_debug("started %s worker(%d) [pid %d]", s->svc->conf.name, s->wid, (int)pid);
@@ -414,6 +419,7 @@ void mgr_reaped(struct slot *s, int status)
     enum coty_death why = s->stopping || s->restarting ? COTY_DEATH_STOP : COTY_DEATH_CRASH;
 
     log_death(s, status);
+    mgr_stats_reaped(s, status);
     coty_timer_stop(M.loop, &s->kill);
     if (s->in_pids)
         pid_del(s);

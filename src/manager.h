@@ -27,6 +27,8 @@ struct coty_worker_info {
     const int *fds;             /* the service's listening sockets */
     int nfds;
     int sigpipe_ignored;        /* SIGPIPE was ignored before run() */
+    double watchdog;            /* seconds between signs of life; 0 = none */
+    int heartbeat_fd;           /* send the worker's pid here as one */
     const struct coty_identity *identity; /* to apply before init */
     const sigset_t *caught;     /* signals not at SIG_DFL in the manager */
 };
@@ -57,6 +59,7 @@ struct coty_service_conf {
     const char *const *listen;  /* listening addresses (copied), or NULL */
     int nlisten;
     int reuseport;              /* a socket of its own for each worker */
+    double watchdog;            /* a worker silent this long is hung; 0 = off */
     const char *listen_owner;   /* unix sockets: "user" or "user:group", or NULL */
     struct coty_opt listen_mode; /* unix sockets: permission bits */
     struct coty_identity identity; /* the workers' (copied) */

@@ -36,6 +36,19 @@ struct slot {
     struct coty_timer respawn;  /* armed while the slot waits to restart */
     struct coty_timer kill;     /* armed while a stop waits for the exit */
     int *fds;                   /* reuseport: this slot's own sockets */
+    /* mgr_stats.c's: what `cotylua ctl status` shows */
+    int spawns;                 /* workers started in this slot */
+    int last_status;            /* wait status of the last one reaped */
+    int exited;                 /* last_status is set */
+    int hung;                   /* its worker missed the watchdog */
+    int was_hung;               /* ... the last one reaped did */
+    double last_beat;           /* its worker's last heartbeat */
+};
+
+/* How often workers of a service ended, by exit code (or -signal). */
+struct exit_count {
+    int code;
+    long n;
 };
 
 struct listener {
@@ -53,6 +66,11 @@ struct service {
     struct listener *listeners;
     int *fds;                   /* by listener, shared by the workers; -1 with reuseport */
     int nlisteners;
+    long restarts, hangs;       /* mgr_stats.c's */
+    struct exit_count *exits;
+    int nexits;
+    int rolling, roll_wid;      /* control.c's restart NAME: one at a time */
+    double roll_since;
 };
 
 struct coty_mgr {
@@ -82,6 +100,10 @@ struct coty_mgr {
     double stop_deadline;       /* when the graceful stop gives up */
     pid_t pid;                  /* the manager's, for its children to check */
     struct coty_timer watchdog, extend;
+    double started;             /* when run() began, monotonic */
+    long reloads, reloads_done; /* reloads begun; ended with every worker ready */
+    int beat_fd[2];             /* workers send their pid as a heartbeat */
+    struct coty_timer beat_scan;
 };
 
 extern struct coty_mgr M;
@@ -130,5 +152,32 @@ void mgr_check_ready(void);
 void mgr_update_status(void);
 void mgr_notify_reloading(void);
 void mgr_notify_stopping(void);
+
+/* control.c: the control socket in the loop (control.h opens it). */
+int mgr_control_start(void);
+/* After each batch of events: moves rolling restarts on. */
+void mgr_control_tick(void);
+void mgr_control_stop(void);
+/* In a new worker: closes the control socket and its clients. */
+void mgr_control_close_in_child(void);
+
+/* mgr_watchdog.c: heartbeats, and hung workers stopped and replaced. */
+int mgr_watchdog_setup(void);
+void mgr_watchdog_teardown(void);
+/* In a new worker of slot s: its heartbeat fd (-1: none); the manager's
+ * other ends are closed. */
+int mgr_watchdog_child(const struct slot *s);
+
+/* mgr_stats.c: counts, and the replies that show them. */
+struct coty_buf;
+void mgr_stats_spawned(struct slot *s);
+void mgr_stats_reaped(struct slot *s, int status);
+void mgr_stats_free(struct service *svc);
+/* The reply to status (json: the data; else the text in "text"). */
+void mgr_status(struct coty_buf *b, int json);
+void mgr_check_reply(struct coty_buf *b);
+void mgr_metrics_reply(struct coty_buf *b);
+/* The metrics alone, in the Prometheus text format. */
+void mgr_metrics(struct coty_buf *b);
 
 #endif

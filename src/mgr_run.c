@@ -22,10 +22,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "log.h"
 #include "mgr.h"
 #include "proctitle.h"
@@ -48,6 +50,7 @@ int coty_mgr_create(const struct coty_mgr_conf *conf)
     M.state = M_READY;
     M.sigfd = -1;
     M.ready_fd[0] = M.ready_fd[1] = -1;
+    M.beat_fd[0] = M.beat_fd[1] = -1;
     return 0;
 }
 
@@ -58,6 +61,7 @@ void coty_mgr_destroy(void)
 {
     if (coty_mgr_running())
         return;
+    coty_control_close();
     mgr_services_free();
     memset(&M, 0, sizeof M);
 }
@@ -234,7 +238,9 @@ static int setup(void)
     }
     coty_timer_init(&M.stop_timer, on_stop_timer, NULL);
     mgr_reap_setup();
-    return mgr_readiness_setup();
+    if (mgr_readiness_setup() < 0 || mgr_watchdog_setup() < 0)
+        return -1;
+    return mgr_control_start();
 }
 
 /* Undoes setup(): signals pending now were meant for a manager that is
@@ -250,6 +256,9 @@ static void teardown(void)
         M.sigfd = -1;
     }
     mgr_readiness_teardown();
+    mgr_watchdog_teardown();
+    if (M.loop)
+        mgr_control_stop();
     mgr_each_slot(mgr_slot_sockets_close);
     for (int i = 0; i < M.nsvcs; i++)
         mgr_sockets_close(M.svcs[i], 1);
@@ -294,6 +303,9 @@ static void set_title(void)
     snprintf(title, sizeof title, "cotylua: master process [%s]",
              coty_proctitle_original());
     coty_proctitle_set(title);
+    /* The short name stays the command's own: pidof and pgrep -x find
+     * the master by it (workers' are "cotylua: NAME"). */
+    prctl(PR_SET_NAME, (unsigned long)"cotylua", 0, 0, 0);
 }
 
 int coty_mgr_run(const struct coty_mgr_ops *ops, void *ud)
@@ -305,6 +317,7 @@ int coty_mgr_run(const struct coty_mgr_ops *ops, void *ud)
     M.ops = ops;
     M.ud = ud;
     M.pid = getpid();
+    M.started = coty_now();
     set_title();
     if (setup() < 0) {
         int saved = errno;
@@ -319,6 +332,7 @@ int coty_mgr_run(const struct coty_mgr_ops *ops, void *ud)
         if (M.shutdown_asked)
             begin_stop("shutdown()");
         mgr_reconcile();
+        mgr_control_tick();
         check_done();
         if (M.state == M_DONE)
             break;

@@ -49,6 +49,7 @@ void mgr_check_ready(void)
     if (!M.ready_sent)
         coty_info("ready: %d worker%s", PLURAL(M.live));
     coty_notify_ready(!M.ready_sent);
+    M.reloads_done += M.reloading;
     M.ready_sent = 1;
     M.reloading = 0;
 }
@@ -100,7 +101,8 @@ static void on_ready_fd(void *ud, int fd, uint32_t events)
     mgr_check_ready();
 }
 
-/* "3/4 workers: heavy 2/3, light 1/1; throttled: heavy worker(2)" */
+/* "3/4 workers: heavy 2/3, light 1/1; throttled: heavy worker(2);
+ * hung: light worker(0) [pid 42]" */
 static void status_line(char *buf, size_t cap)
 {
     size_t pos;
@@ -122,6 +124,14 @@ static void status_line(char *buf, size_t cap)
             continue;
         pos += (size_t)snprintf(buf + pos, cap - pos, "%s %s worker(%d)",
                                 first ? "; throttled:" : ",", s->svc->conf.name, s->wid);
+        first = 0;
+    }
+    first = 1;
+    MGR_FOR_SLOTS (s, NULL) { /* mgr_watchdog.c's: still stopping */
+        if (pos >= cap || !s->pid || !s->hung)
+            continue;
+        pos += (size_t)snprintf(buf + pos, cap - pos, "%s %s worker(%d) [pid %d]",
+                                first ? "; hung:" : ",", s->svc->conf.name, s->wid, (int)s->pid);
         first = 0;
     }
 }
@@ -162,6 +172,7 @@ void mgr_notify_reloading(void)
 {
     coty_notify_reloading();
     M.reloading = 1;
+    M.reloads++;
 }
 
 void mgr_notify_stopping(void)

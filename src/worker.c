@@ -30,6 +30,7 @@
 
 #include <lauxlib.h>
 
+#include "heartbeat.h"
 #include "lcall.h"
 #include "log.h"
 #include "loop.h"
@@ -384,6 +385,21 @@ static struct timespec *remaining(double deadline, struct timespec *ts)
     return ts;
 }
 
+/* Shortens the wait to when a heartbeat is due (watchdog): the wait then
+ * goes on after sending it. */
+static void heartbeat_clamp(struct timespec **tp, struct timespec *ts)
+{
+    double due = coty_heartbeat_due();
+
+    if (due < 0 || (*tp && (double)(*tp)->tv_sec + (double)(*tp)->tv_nsec / 1e9 <= due))
+        return;
+    ts->tv_sec = (time_t)due;
+    ts->tv_nsec = (long)((due - (double)ts->tv_sec) * 1e9);
+    if (ts->tv_sec == 0 && ts->tv_nsec == 0)
+        ts->tv_nsec = 1;
+    *tp = ts;
+}
+
 /* The wait without an fd: TERM and HUP (those of them that the caller
  * had not blocked itself) stay blocked and are taken here (sigtimedwait)
  * and recorded as the handler would have, so that an idle worker wakes
@@ -424,6 +440,7 @@ int coty_worker_wait(lua_State *L, int fd, short events, double timeout)
         struct timespec ts, *tp;
         int n;
 
+        coty_heartbeat(); /* a wait is a sign of life */
         if (draining)
             return 0; /* stopping: a plain loop notices at once */
         sigprocmask(SIG_BLOCK, &block, &old);
@@ -440,6 +457,7 @@ int coty_worker_wait(lua_State *L, int fd, short events, double timeout)
         if (tp && tp->tv_sec == 0 && tp->tv_nsec == 0)
             tp->tv_nsec = 1;
         tiny = 0;
+        heartbeat_clamp(&tp, &ts);
         /* ppoll unblocks atomically, sigtimedwait takes what is pending:
          * a signal that came after the check above ends the wait at once. */
         waiting = 1;
@@ -454,7 +472,7 @@ int coty_worker_wait(lua_State *L, int fd, short events, double timeout)
         }
         if (n > 0)
             return pfd.revents;
-        if (n == 0 && tp && deadline - coty_now() <= 0)
+        if (n == 0 && deadline >= 0 && deadline - coty_now() <= 0)
             return 0;
         if (n < 0 && errno != EINTR)
             return -1;
@@ -621,6 +639,7 @@ void coty_worker_main(lua_State *L, const struct coty_worker_info *info, int sta
     identify(info);
     coty_identity_become(info->identity);
     arm_timeout(info->graceful_timeout);
+    coty_heartbeat_setup(info->heartbeat_fd, info->watchdog);
     phase = P_INIT;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);

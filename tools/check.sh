@@ -2,7 +2,8 @@
 # tools/check.sh UNIT_TEST... - runs every suite of `make check` and ends
 # with one line "N passed, N failed" (the totals of all of them):
 #   0. luacheck over every Lua file (one test);
-#   1. the C unit tests given as arguments;
+#   1. the C unit tests given as arguments, and the control protocol's
+#      fuzzer for a bounded time (make fuzz, FUZZ_TIME seconds);
 #   2. the busted specs against build/ (the normal build);
 #   3. the functional specs against build-asan/ (ASan + UBSan), where any
 #      sanitizer report, from the manager or any worker, is a failure
@@ -40,6 +41,9 @@ specs() {
 
 echo "== luacheck (settings in .luacheckrc)"
 if luacheck --no-color -q .; then add 1 0; else add 0 1; fi
+
+echo "== fuzzing the control requests (libFuzzer, ASan, UBSan)"
+if make -s fuzz; then add 1 0; else add 0 1; fi
 
 echo "== C unit tests"
 for t in "$@"; do unit "$t"; done

@@ -6,7 +6,8 @@
 #
 #   build   compile the binary and the module (make, gcc, Lua 5.4, libsystemd headers)
 #   demo    build, then run examples/services.lua
-#   check   build, then the whole suite (busted, luacheck, valgrind, the
+#   check   build, then the whole suite (busted, luacheck, valgrind, clang
+#           and its libFuzzer runtime for the fuzzer, the
 #           real libraries and clients the specs drive)
 #   bench   build, then the benchmark against Python's cotyledon
 #   rock    `luarocks --lua-version=5.4 install` of the source rock
@@ -15,7 +16,7 @@ set -eu
 build="make gcc libc6-dev pkg-config lua5.4 liblua5.4-dev libsystemd-dev"
 demo="$build"
 check="$build lua-busted lua-check lua-socket luarocks systemd procps valgrind mandoc groff
-    lua-cqueues lua-luv lua-http lua-copas wrk curl"
+    lua-cqueues lua-luv lua-http lua-copas wrk curl clang libclang-rt-14-dev"
 bench="$build python3-cotyledon lua-socket lua-cqueues lua-luv lua-http wrk"
 rock="$build luarocks"
 

@@ -15,7 +15,11 @@
 --                             -- cotylua.dispatch()
 --
 -- Each watches cotylua.signal_fd() (readable while a terminate or reload
--- is pending) and calls cotylua.dispatch(), which runs them. Once the
+-- is pending) and calls cotylua.dispatch(), which runs them. For a service
+-- with a watchdog, cqueues and luv also send cotylua.heartbeat() from a
+-- timer (a loop that waits in its own poll is alive, though cotylua.wait
+-- does not see it); with copas and socket(), the caller's loop does (it
+-- steps the loop with a timeout: one call per step). Once the
 -- worker is stopping the watcher goes away, so that a loop that runs
 -- while it has work returns when the work in flight is done (drain).
 
@@ -31,9 +35,15 @@ function M.cqueues(cq)
     pollfd = function() return fd end,
     events = function() return "r" end,
   }
+  local every = cotylua._heartbeat_every()
   cq:wrap(function()
     repeat
-      cqueues.poll(pollable)
+      if every then
+        cqueues.poll(pollable, every)
+        cotylua.heartbeat()
+      else
+        cqueues.poll(pollable)
+      end
       cotylua.dispatch()
     until cotylua.stopping()
   end)
@@ -44,11 +54,19 @@ end
 function M.luv(uv)
   local fd = cotylua.signal_fd()
   local poll = uv.new_poll(fd)
+  local every, timer = cotylua._heartbeat_every(), nil
+  if every then
+    local ms = math.max(1, math.floor(every * 1000))
+    timer = uv.new_timer()
+    timer:start(ms, ms, cotylua.heartbeat)
+    timer:unref() -- it does not keep the loop running
+  end
   poll:start("r", function()
     cotylua.dispatch()
     if cotylua.stopping() and not poll:is_closing() then
       poll:stop()
       poll:close()
+      if timer then timer:close() end
     end
   end)
   return poll

@@ -349,6 +349,8 @@ local function build_env(dir, opts)
   if not vals.PATH then set("PATH", "/usr/local/bin:/usr/bin:/bin") end
   set("LANG", "C")
   set("EVENTS", H.events_file(dir))
+  -- the control socket goes in the test's own directory
+  set("RUNTIME_DIRECTORY", dir)
   if opts.lua then
     set("LUA_PATH", os.getenv("COTYLUA_LUA_PATH")
       or (H.root .. "/lua/?.lua;" .. H.root .. "/lua/?/init.lua;;"))
