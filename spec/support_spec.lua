@@ -81,6 +81,9 @@ describe("proc", function()
     leak:close()
     assert.are.equal("bar " .. dir .. "\n", H.read(dir .. "/out"))
     H.wait_until(function() return H.comm(pid) == "sleep" end, 5, "exec sleep")
+    -- the kernel names the new program before it closes the old one's
+    -- close-on-exec fds: wait for the exec to be over, then look
+    pcall(H.wait_until, function() return #H.fds(pid) == 3 end, 2)
     assert.are.same({ 0, 1, 2 }, H.fds(pid))
     local status = H.proc_status(pid)
     assert.are.equal("0000000000000000", status.SigBlk)
