@@ -31,6 +31,8 @@ package.loaded["cotylua"] = {
   end,
   signal_fd = function() return quiet:getfd() end,
   dispatch = function() end,
+  _heartbeat_every = function() return nil end, -- no watchdog alone
+  heartbeat = function() end,
   stopping = function() return false end,
   now = socket.gettime,
   sleep = socket.sleep,
