@@ -163,12 +163,21 @@ function Procfs.stat(pid, tid)
   return { state = state, ppid = tonumber(ppid), pgrp = tonumber(pgrp) }
 end
 
--- Live (not zombie) processes of process group pgid, sorted.
-function Procfs.group(pgid)
+-- True when a process of group st.pgrp, one of `leaders` (worker pids),
+-- is a worker of manager pgid: its parent is that manager, or this driver
+-- (the subreaper) once the manager is gone. A pid reused by someone
+-- else's process is not ours.
+local function ours(st, pgid, leaders)
+  return leaders and leaders[st.pgrp] and (st.ppid == pgid or st.ppid == proc.getpid())
+end
+
+-- Live (not zombie) processes of process group pgid, or of the groups of
+-- its workers (`leaders`, a set of pids), sorted.
+function Procfs.group(pgid, leaders)
   local out = {}
   for _, pid in ipairs(proc.pids()) do
     local st = Procfs.stat(pid)
-    if st and st.pgrp == pgid and st.state ~= "Z" and st.state ~= "X" then
+    if st and (st.pgrp == pgid or ours(st, pgid, leaders)) and st.state ~= "Z" and st.state ~= "X" then
       out[#out + 1] = pid
     end
   end
@@ -276,15 +285,18 @@ local function start(mgr, kind, n, opts)
   proc.close(w)
   if not pid then proc.close(r); error("cannot start " .. mgr.name .. ": " .. tostring(err)) end
   local self = setmetatable({ mgr = mgr, pid = pid, t0 = t0, fd = r, buf = "", eof = false,
-                              count = {}, pids = {}, t_read = t0, logfile = logfile }, Run)
+                              count = {}, pids = {}, seen = {}, t_read = t0, logfile = logfile }, Run)
   live[pid] = self
   Watchdog.tell("add", pid)
   return self
 end
 
+-- A worker that leads a process group of its own (cotylua's do) is
+-- followed by its pid: `seen` holds every worker pid reported.
 function Run:record(what, wid, pid)
   self.count[what] = (self.count[what] or 0) + 1
   if what == "run" then self.pids[wid] = pid end
+  self.seen[pid] = true
 end
 
 -- Reads what is there within `timeout` seconds and timestamps it; false
@@ -355,8 +367,9 @@ function Run:kill(sig)
   return proc.kill(self.pid, sig)
 end
 
+-- The manager's group and the workers' own groups.
 function Run:members()
-  return Procfs.group(self.pid)
+  return Procfs.group(self.pid, self.seen)
 end
 
 -- SIGKILL to the whole process group, then reap everything (the driver is
@@ -366,6 +379,7 @@ function Run:stop()
   if not live[self.pid] then return self.status end
   for _ = 1, 50 do
     proc.killpg(self.pid, "KILL")
+    for _, pid in ipairs(self:members()) do proc.kill(pid, "KILL") end
     self:wait_eof(0.1)
     if not self.status then
       local st, err = proc.wait(self.pid, 0.1)
