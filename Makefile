@@ -5,7 +5,10 @@
 #   make unit       the C unit tests alone (no sanitizer build)
 #   make check      unit tests, specs, and the specs again under ASan/UBSan
 #   make install    PREFIX=/usr/local DESTDIR=
-#   make deps       install missing Debian packages (as root), else print the line
+#   make deps       install the missing Debian packages (tools/deps.sh) for
+#                   USE=build|demo|check|bench|rock (default: check), or print the line
+#
+# On a machine without make, `sh make.sh TARGET` installs it first.
 #
 # luarocks passes LUA_INCDIR, LUA_LIBDIR, LIBFLAG, CFLAGS, PREFIX, BINDIR,
 # LIBDIR and LUADIR; without them pkg-config gives the Lua flags.
@@ -21,8 +24,6 @@ BUSTED ?= busted
 CC ?= cc
 CFLAGS ?= -O2 -g
 LIBFLAG ?= -shared
-
-DEBS = lua5.4 liblua5.4-dev libsystemd-dev lua-busted lua-socket luarocks systemd pkg-config gcc make valgrind mandoc groff lua-check
 
 ifdef LUA_INCDIR
 LUA_CFLAGS = -I$(LUA_INCDIR)
@@ -44,12 +45,12 @@ WARN = -Wall -Wextra -Wshadow -Wundef -Wwrite-strings -Wredundant-decls \
 ALL_CFLAGS = -std=c99 -fPIC $(WARN) $(CFLAGS) $(LUA_CFLAGS) $(SD_CFLAGS) $(EXTRA_CFLAGS)
 
 B ?= build
-ENGINE = log sdlib journal loop restart proctitle notify sockets manager mgr_run mgr_sockets readiness worker lcall lcotylua
+ENGINE = log sdlib journal loop restart proctitle notify sockets manager mgr_run mgr_sockets readiness worker identity lcall lcotylua
 ENGINE_OBJS = $(ENGINE:%=$(B)/obj/%.o)
 BIN = $(B)/bin/cotylua
 MOD = $(B)/lib/cotylua/core.so
 SPEC_HELPER = $(B)/spec/proc.so
-UNIT = test_restart test_loop test_log
+UNIT = test_restart test_loop test_log test_identity
 
 .PHONY: all demo unit check install uninstall clean deps
 all: $(BIN) $(MOD) $(SPEC_HELPER)
@@ -83,8 +84,12 @@ $(B)/test/%: test/%.c $(ENGINE_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(ENGINE_OBJS) $(LUA_LIBS) $(DL_LIBS) -lm
 
+# The packages come first, then a new make that reads the Lua and
+# libsystemd flags from pkg-config once they are installed.
 # Ctrl-C stops the manager at once, with status 1: that is the demo's end.
-demo: deps all
+demo:
+	sh tools/deps.sh demo
+	$(MAKE) all
 	$(BIN) examples/services.lua || test $$? = 1
 
 # The C unit tests against the normal build; each ends "N passed, N failed".
@@ -93,9 +98,11 @@ unit: $(UNIT:%=$(B)/test/%)
 
 # The whole suite: C unit tests, the specs against the normal build, then
 # the specs against an ASan/UBSan build. Ends with "N passed, N failed".
-check: deps all
+check:
+	sh tools/deps.sh check
+	$(MAKE) all
 	$(MAKE) B=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
-	    EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	    EXTRA_CFLAGS="-fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=undefined,float-cast-overflow" \
 	    all $(UNIT:%=build-asan/test/%)
 	sh tools/check.sh $(UNIT:%=build-asan/test/%)
 
@@ -121,28 +128,15 @@ uninstall:
 clean:
 	rm -rf build build-asan
 
+USE ?= check
 deps:
-	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
-	    | grep -q 'ok installed' || echo $$p; done); \
-	if [ -z "$$missing" ]; then exit 0; fi; \
-	if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing: $$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	else \
-	    echo "missing Debian packages; run: sudo apt-get install -y $$missing"; exit 1; \
-	fi
+	sh tools/deps.sh $(USE)
 
 # cotylua against Python's cotyledon, side by side (bench/README.md):
 # prints the table and writes bench/RESULTS.md; QUICK=1 is the short run
 # that CI does (small N, one repeat, results in build/bench/).
 .PHONY: bench
-bench: all
-	@if ! dpkg-query -W -f='$${Status}\n' python3-cotyledon 2>/dev/null | grep -q 'ok installed'; then \
-	    if [ "$$(id -u)" = 0 ]; then \
-	        echo "installing: python3-cotyledon"; \
-	        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-cotyledon; \
-	    else \
-	        echo "missing Debian package; run: sudo apt-get install -y python3-cotyledon"; exit 1; \
-	    fi; \
-	fi
+bench:
+	sh tools/deps.sh bench
+	$(MAKE) all
 	$(LUA) bench/bench.lua $(if $(QUICK),--quick)

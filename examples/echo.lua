@@ -10,6 +10,12 @@
 --   ECHO_REUSEPORT=1 cotylua examples/echo.lua   one SO_REUSEPORT socket per worker
 --   systemd-socket-activate -l 127.0.0.1:7000 cotylua examples/echo.lua
 --
+-- Bind as root, run as a user: started as root, the manager binds the
+-- address (port 80 needs root) before it forks; each worker then becomes
+-- ECHO_USER (its groups too) before init, and cannot get root back.
+--
+--   ECHO_LISTEN=tcp://127.0.0.1:80 ECHO_USER=nobody cotylua examples/echo.lua
+--
 -- Under socket activation the socket systemd passes in (LISTEN_FDS) is
 -- taken instead of binding. Each line sent is echoed back; the line
 -- "whoami" is answered with the worker's id and pid. Needs Debian's
@@ -21,6 +27,8 @@ local Echo = {
   name = "echo",
   listen = os.getenv("ECHO_LISTEN") or "tcp://127.0.0.1:7000",
   reuseport = os.getenv("ECHO_REUSEPORT") == "1",
+  user = os.getenv("ECHO_USER"), -- nil: the workers keep the manager's user
+  no_new_privs = true,
   graceful_shutdown_timeout = 5,
 }
 

@@ -45,8 +45,8 @@ M.log = {
 ---------------------------------------------------------------------------
 
 local function guard_coroutines()
-  local create, resume, close = coroutine.create, coroutine.resume, coroutine.close
-  local enter, leave = core.co_enter, core.co_leave
+  local create, resume = coroutine.create, coroutine.resume
+  local enter, leave, wrap = core.co_enter, core.co_leave, core.co_wrap
   local function guarded_resume(co, ...)
     if type(co) ~= "thread" then
       error(format("bad argument #1 to 'coroutine.resume' (thread expected, got %s)", type(co)), 2)
@@ -54,23 +54,13 @@ local function guard_coroutines()
     enter(co)
     return leave(resume(co, ...))
   end
-  local function unwrap(co, ok, ...)
-    if ok then
-      return ...
-    end
-    close(co)
-    error((...), 2)
-  end
   -- luacheck: push ignore 122 (the point is to replace these two)
   coroutine.resume = guarded_resume
   coroutine.wrap = function(f)
     if type(f) ~= "function" then
       error(format("bad argument #1 to 'coroutine.wrap' (function expected, got %s)", type(f)), 2)
     end
-    local co = create(f)
-    return function(...)
-      return unwrap(co, guarded_resume(co, ...))
-    end
+    return wrap(create(f)) -- in C: the original's results and errors
   end
   -- luacheck: pop
 end
@@ -212,11 +202,6 @@ local function check_name(v, name, level)
   return v
 end
 
-local CHECKS = {
-  workers = check_workers, seconds = check_seconds, restart = check_restart, listen = check_listen,
-  boolean = check_boolean, level = check_level, args = check_args, name = check_name,
-}
-
 local function check_keys(t, allowed, what, level)
   for k in pairs(t) do
     if not allowed[k] then
@@ -234,6 +219,158 @@ local function sorted_keys(t)
   table.sort(keys)
   return keys
 end
+
+-- Identities: users and groups must exist here and now (they are looked
+-- up again in each new worker); a user or group is kept by its name.
+
+local function check_account(v, name, level, what, lookup)
+  if not (type(v) == "string" and v ~= "" or mtype(v) == "integer" and v >= 0) then
+    bad(name(), v, format("a %s name or id", what), level + 1)
+  end
+  local found, why = lookup(v)
+  if not found then
+    error(format("bad %s: %s %s (%s): %s", name(), what, show(v), type(v), why), level + 1)
+  end
+  return found.name
+end
+
+local function check_user(v, name, level)
+  local user = check_account(v, name, level + 1, "user", core.user)
+  return user
+end
+
+local function check_group(v, name, level)
+  local group = check_account(v, name, level + 1, "group", core.group)
+  return group
+end
+
+-- "user" or "user:group", the owner of the unix sockets a service binds.
+local function check_owner(v, name, level)
+  if type(v) ~= "string" or not v:find("^[^:]+:?[^:]*$") or v:find(":$") then
+    bad(name(), v, '"USER" or "USER:GROUP"', level + 1)
+  end
+  local user, group = v:match("^([^:]+):?(.*)$")
+  user = check_account(user, name, level + 1, "user", core.user)
+  if group ~= "" then
+    return user .. ":" .. check_account(group, name, level + 1, "group", core.group)
+  end
+  return user
+end
+
+-- Permission bits: an integer, or octal digits in a string ("0640").
+local function check_mode(v, name, level)
+  local n
+  if type(v) == "string" then
+    n = v:find("^[0-7]+$") and tonumber(v, 8)
+  elseif type(v) == "number" then
+    n = math.tointeger(v)
+  end
+  if not n or n < 0 or n > 4095 then
+    bad(name(), v, 'permission bits (octal digits in a string such as "0640", or 0 to 4095)',
+      level + 1)
+  end
+  return n
+end
+
+local function check_path(v, name, level)
+  if type(v) ~= "string" or v:sub(1, 1) ~= "/" or v:find("%z") then
+    bad(name(), v, "an absolute path", level + 1)
+  end
+  return v
+end
+
+local function check_nice(v, name, level)
+  local n = check_integer(v, name, level + 1, LIMITS.nice_min, LIMITS.nice_max)
+  return n
+end
+
+-- { NAME = "value" (or a number) to set, NAME = false to unset }, given to
+-- the engine as a sorted list of "NAME=value" and "NAME".
+local function check_env(v, name, level)
+  if type(v) ~= "table" then
+    bad(name(), v, "a table of NAME = value (false to unset)", level + 1)
+  end
+  for k in pairs(v) do
+    if type(k) ~= "string" or not k:find("^[%a_][%w_]*$") then
+      bad(name(" key"), k, "a variable name (letters, digits, _)", level + 1)
+    end
+  end
+  local list = {}
+  for _, k in ipairs(sorted_keys(v)) do
+    local val = v[k]
+    if val == false then
+      list[#list + 1] = k
+    elseif type(val) == "string" and not val:find("%z") or type(val) == "number" then
+      list[#list + 1] = k .. "=" .. tostring(val)
+    else
+      bad(name("." .. k), val, "a string, a number or false (to unset)", level + 1)
+    end
+  end
+  return list
+end
+
+local RLIMITS = {}
+for _, n in ipairs(core.rlimit_names()) do
+  RLIMITS[n] = true
+end
+
+local function limit_side(v, name, level)
+  if v ~= "unlimited" and not (mtype(v) == "integer" and v >= 0) then
+    bad(name(), v, 'an integer >= 0 or "unlimited"', level + 1)
+  end
+  return v
+end
+
+-- soft > hard, "unlimited" above every number; nil (kept as it is): false
+local function above(soft, hard)
+  if soft == nil or hard == nil or hard == "unlimited" then
+    return false
+  end
+  return soft == "unlimited" or soft > hard
+end
+
+-- { nofile = 4096 (soft and hard), core = { soft = 0, hard = "unlimited" }, ... },
+-- given to the engine as a sorted list of { name =, soft =, hard = }.
+local function check_rlimits(v, name, level)
+  if type(v) ~= "table" then
+    bad(name(), v, "a table of limits by name", level + 1)
+  end
+  for k in pairs(v) do
+    if not RLIMITS[k] then
+      error(format("bad %s: unknown limit %s (%s); known: %s", name(), show(k), type(k),
+        table.concat(core.rlimit_names(), ", ")), level + 1)
+    end
+  end
+  local list = {}
+  for _, k in ipairs(sorted_keys(v)) do
+    local val, sub = v[k], function(more) return name("." .. tostring(k) .. (more or "")) end
+    local row = { name = k }
+    if type(val) == "table" then
+      check_keys(val, { soft = true, hard = true }, sub(), level + 1)
+      if next(val) == nil then
+        bad(sub(), val, "{ soft = n, hard = n } with at least one of them", level + 1)
+      end
+      row.soft = val.soft ~= nil and limit_side(val.soft, function() return sub(".soft") end, level + 1) or nil
+      row.hard = val.hard ~= nil and limit_side(val.hard, function() return sub(".hard") end, level + 1) or nil
+    else
+      row.soft = limit_side(val, sub, level + 1)
+      row.hard = row.soft
+    end
+    if above(row.soft, row.hard) then
+      error(format("bad %s: soft limit %s is above the hard limit %s", sub(), show(row.soft),
+        show(row.hard)), level + 1)
+    end
+    list[#list + 1] = row
+  end
+  return list
+end
+
+local CHECKS = {
+  workers = check_workers, seconds = check_seconds, restart = check_restart, listen = check_listen,
+  boolean = check_boolean, level = check_level, args = check_args, name = check_name,
+  user = check_user, group = check_group, owner = check_owner, mode = check_mode, path = check_path,
+  env = check_env, rlimits = check_rlimits, nice = check_nice,
+}
 
 ---------------------------------------------------------------------------
 -- The options: one row each, { kind = a key of CHECKS, default = v }, with
@@ -267,6 +404,9 @@ local Manager = {}
 Manager.__index = Manager
 
 local HOOKS = { on_terminate = true, on_reload = true, on_new_worker = true, on_dead_worker = true }
+
+-- on_dead_worker's fourth argument, from the engine's enum coty_death.
+local DEATHS = { [0] = "crash", [1] = "stop" }
 
 local the_manager -- for _host: was a manager run by the file itself?
 
@@ -346,6 +486,99 @@ local function service_options(base_restart, service, opts, label, level)
   return conf
 end
 
+---------------------------------------------------------------------------
+-- Likely typos in a service table. Its other fields are the user's own,
+-- so an unknown one is never an error; one that looks like an option (or
+-- a method) is worth a warning, at start and under --check.
+---------------------------------------------------------------------------
+
+local METHODS = { init = true, run = true, terminate = true, reload = true }
+
+-- Levenshtein distance between two short strings.
+local function distance(a, b)
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+-- How closely `key` resembles the field `known` (a smaller number is
+-- closer), or nil: a small edit away ("wokers", "terminte"), or a name in
+-- words whose first word begins the option's ("grace_timeout",
+-- "restart_policy", "listen_addr").
+local function resemblance(key, known)
+  local d = distance(key, known)
+  if d <= (#known >= 6 and 2 or 1) then
+    return d
+  end
+  local first = key:match("^([^_]+)_")
+  if first and #first >= 4 and not METHODS[known] and known ~= "name" and known:sub(1, #first) == first then
+    return known == first and 0 or d -- "listen_addr": listen before listen_mode
+  end
+end
+
+-- The known field that an unknown one most likely meant, or nil.
+local function meant(key)
+  local best, best_d
+  for _, known in ipairs(sorted_keys(OPTIONS)) do
+    local d = resemblance(key, known)
+    if d and (not best_d or d < best_d) then best, best_d = known, d end
+  end
+  for _, known in ipairs(sorted_keys(METHODS)) do
+    local d = resemblance(key, known)
+    if d and (not best_d or d < best_d) then best, best_d = known, d end
+  end
+  return best
+end
+
+-- Warns, naming the line of the add() call, about the fields of a service
+-- table that look like a misspelt option or method, and about options that
+-- are read from add()'s options alone.
+local function warn_typos(service, label, level)
+  local info = debug.getinfo(level + 1, "Sl")
+  local where = info and format("%s:%d: ", info.short_src, info.currentline) or ""
+  local keys = {}
+  for key in pairs(service) do
+    if type(key) == "string" and not METHODS[key] then keys[#keys + 1] = key end
+  end
+  table.sort(keys)
+  for _, key in ipairs(keys) do
+    local row = OPTIONS[key]
+    if row and row.opts_only then
+      M.log.warning("%s%s: %s is read from add()'s options, not from the service table",
+        where, label, key)
+    elseif not row then
+      local guess = meant(key)
+      if guess then
+        M.log.warning("%s%s: unknown field %s, taken as the service's own: did you mean %s?",
+          where, label, key, guess)
+      end
+    end
+  end
+end
+
+-- listen_owner and listen_mode are for the unix sockets a service binds.
+local function check_socket_owner(conf, label, level)
+  local unix = false
+  for _, addr in ipairs(conf.listen or {}) do
+    unix = unix or addr:find("^unix:") ~= nil
+  end
+  for _, key in ipairs({ "listen_mode", "listen_owner" }) do
+    if conf[key] ~= nil and not unix then
+      local v = key == "listen_mode" and format('"%04o"', conf[key]) or show(conf[key])
+      error(format("bad %s for %s: %s is for unix: addresses and listen has none", key, label, v),
+        level + 1)
+    end
+  end
+end
+
 --- Adds a service; returns its id (1, 2, ... in order).
 function Manager:add(service, opts)
   if type(service) ~= "table" then
@@ -366,12 +599,14 @@ function Manager:add(service, opts)
     end
   end
   local conf = service_options(self.restart, service, opts, label, 2)
+  warn_typos(service, label, 2)
   conf.name = name
   for _, addr in ipairs(conf.listen or {}) do
     if conf.reuseport and addr:find("^unix:") then
       error(format("bad listen for %s: %s: reuseport needs a tcp address", label, show(addr)), 2)
     end
   end
+  check_socket_owner(conf, label, 2)
   local engine = {}
   for key, row in pairs(OPTIONS) do
     if row.engine then
@@ -463,6 +698,51 @@ local function new_instance(self, sid, wid)
   return instance
 end
 
+-- The lines of --check about whom a service's workers run as.
+local function describe_identity(s)
+  local lines, as = {}, {}
+  local user = s.user and core.user(s.user)
+  local group = s.group and core.group(s.group)
+  if user then
+    as[#as + 1] = format("user %s (uid %d)", user.name, user.uid)
+  end
+  if group or user then
+    group = group or core.group(user.gid) or { name = "?", gid = user.gid }
+    as[#as + 1] = format("group %s (gid %d)", group.name, group.gid)
+  else
+    as[#as + 1] = "the manager's user and groups"
+  end
+  if user then
+    as[#as + 1] = format("groups %s", table.concat(core.user(user.name, group.gid).groups, ","))
+  elseif group then
+    as[#as + 1] = format("groups %d", group.gid)
+  end
+  as[#as + 1] = s.umask and format("umask %04o", s.umask) or nil
+  as[#as + 1] = s.cwd and "cwd " .. s.cwd or nil
+  as[#as + 1] = s.nice and format("nice %d", s.nice) or nil
+  as[#as + 1] = s.no_new_privs and "no_new_privs" or nil
+  lines[1] = "as: " .. table.concat(as, ", ")
+  if s.rlimits then
+    local l = {}
+    for _, r in ipairs(s.rlimits) do
+      l[#l + 1] = format("%s %s/%s", r.name, tostring(r.soft or "-"), tostring(r.hard or "-"))
+    end
+    lines[#lines + 1] = "limits (soft/hard): " .. table.concat(l, ", ")
+  end
+  if s.env then
+    local l = {} -- names only: values may be secrets
+    for _, e in ipairs(s.env) do
+      l[#l + 1] = e:find("=") and "set " .. e:match("^[^=]*") or "unset " .. e
+    end
+    lines[#lines + 1] = "env: " .. table.concat(l, ", ")
+  end
+  if s.listen_owner or s.listen_mode then
+    lines[#lines + 1] = format("unix sockets: owner %s, mode %s", s.listen_owner or "the manager",
+      s.listen_mode and format("%04o", s.listen_mode) or "from the umask")
+  end
+  return lines
+end
+
 --- Prints the services of this manager (cotylua --check).
 function Manager:describe(out)
   out = out or io.stdout
@@ -479,6 +759,9 @@ function Manager:describe(out)
     out:write(format("%-4d %-16s %7d %7gs  %-22s %s\n", id, s.name, s.workers, s.graceful_shutdown_timeout,
       format("%d in %gs, %g..%gs", r.burst, r.interval, r.delay, r.max_delay),
       s.listen and table.concat(s.listen, " ") .. (s.reuseport and " (reuseport)" or "") or "-"))
+    for _, line in ipairs(describe_identity(s)) do
+      out:write("     ", line, "\n")
+    end
   end
 end
 
@@ -502,8 +785,8 @@ function Manager:run()
     reload = function()
       run_hooks(hooks.on_reload, "on_reload")
     end,
-    dead = function(sid, wid, code)
-      run_hooks(hooks.on_dead_worker, "on_dead_worker", sid, wid, code)
+    dead = function(sid, wid, code, why)
+      run_hooks(hooks.on_dead_worker, "on_dead_worker", sid, wid, code, DEATHS[why])
     end,
     worker = function(sid, wid)
       return new_instance(self, sid, wid)

@@ -94,4 +94,64 @@ return m
     -- nothing went to the stream as plain text
     assert.are.equal("", H.read(err))
   end)
+
+  it("a journald that stops reading blocks nobody: lines go to stderr", function()
+    if io.open(SOCKET) then
+      pending("a journald already listens on " .. SOCKET)
+      return
+    end
+    assert(os.execute("mkdir -p /run/systemd/journal"))
+    fd = assert(proc.dgram_socket(SOCKET)) -- never read: its queue fills
+    local dir = H.tmpdir()
+    local err = H.write(dir .. "/stderr.log", "")
+    local stream = assert(io.popen("stat -L -c %d:%i " .. err)):read("l")
+    p = H.run_app([[
+local S = { name = "chatty" }
+function S:run()
+  for i = 1, 200 do cotylua.log.info("line " .. i) end
+  ev("logged %d", cotylua.getpid())
+  cotylua.sleep(1e9)
+end
+local m = cotylua.manager()
+m:add(S)
+return m
+]], "binary", { dir = dir, env = { "JOURNAL_STREAM=" .. stream } })
+    local pid = p:wait_event("^logged (%d+)$")
+    assert.truthy(H.read(err):find("chatty worker(0)[" .. pid .. "]: line 200\n", 1, true))
+    proc.kill(tonumber(pid), "KILL")
+    local t0 = proc.now()
+    H.wait_until(function() return p:count_events("^logged") == 2 end, 1, "a respawn within 1 s")
+    assert.is_true(proc.now() - t0 < 1)
+    assert(p:kill("TERM"))
+    assert.are.same({ code = 0 }, p:wait(5))
+  end)
+
+  it("keeps a long service name whole in COTYLUA_SERVICE, and worker(N) in COTYLUA_PROCESS", function()
+    if io.open(SOCKET) then
+      pending("a journald already listens on " .. SOCKET)
+      return
+    end
+    assert(os.execute("mkdir -p /run/systemd/journal"))
+    fd = assert(proc.dgram_socket(SOCKET))
+    local dir = H.tmpdir()
+    local err = H.write(dir .. "/stderr.log", "")
+    local stream = assert(io.popen("stat -L -c %d:%i " .. err)):read("l")
+    local name = string.rep("n", 75)
+    p = H.run_app(([[
+local S = { name = %q }
+function S:run() cotylua.log.info("long") cotylua.sleep(1e9) end
+local m = cotylua.manager()
+m:add(S)
+return m
+]]):format(name), "binary", { dir = dir, env = { "JOURNAL_STREAM=" .. stream } })
+    local e = H.wait_until(function()
+      local f = parse(proc.recv(fd, 0.1) or "")
+      return f.MESSAGE == "long" and f
+    end, 5, "the worker's entry")
+    assert.are.equal(name, e.COTYLUA_SERVICE)
+    assert.are.equal("0", e.COTYLUA_WORKER_ID)
+    assert.matches("^n+\u{2026} worker%(0%)$", e.COTYLUA_PROCESS)
+    assert(p:kill("TERM"))
+    assert.are.same({ code = 0 }, p:wait(5))
+  end)
 end)

@@ -44,6 +44,19 @@ local FIELDS = {
   { "m:add({ reload = V })", "fn", ".reload" },
   { "m:add({ restart = V })", "restart", "restart" },
   { "m:add({ restart = { delay = V } })", "seconds", "restart.delay" },
+  { "m:add({ user = V })", "user", "user" },
+  { "m:add({ group = V })", "user", "group" },
+  { "m:add({}, { user = V })", "user", "user" },
+  { "m:add({ umask = V })", "mode", "umask" },
+  { "m:add({ nice = V })", "nice", "nice" },
+  { "m:add({ cwd = V })", "path", "cwd" },
+  { "m:add({ env = V })", "table", "env" },
+  { "m:add({ env = { A = V } })", "env_value", "env.A" },
+  { "m:add({ rlimits = V })", "table", "rlimits" },
+  { "m:add({ rlimits = { nofile = V } })", "limit", "rlimits.nofile" },
+  { "m:add({ rlimits = { core = { soft = V } } })", "limit_side", "rlimits.core" },
+  { "m:add({ no_new_privs = V })", "boolean", "no_new_privs" },
+  { "m:add({ listen_owner = V })", "none", "listen_owner" },
   { "m:add({}, { workers = V })", "workers", "workers" },
   { "m:add({}, { args = V })", "args", "args" },
   { "m:add({}, { name = V })", "name", "service name" },
@@ -58,6 +71,19 @@ local FIELDS = {
   { "m:register_hooks({ on_reload = V })", "fn", "on_reload" },
 }
 OK.service = { ["{}"] = true }
+-- identities: uid and gid 0 exist everywhere; "5" is octal digits
+OK.user = { ["nil"] = true, ["0"] = true }
+OK.mode = { ["nil"] = true, ["0"] = true, ['"5"'] = true }
+OK.nice = { ["nil"] = true, ["0"] = true, ["-1"] = true }
+OK.path = { ["nil"] = true }
+OK.table = { ["nil"] = true, ["{}"] = true }
+OK.env_value = { ["nil"] = true, ["false"] = true, ['"x"'] = true, ['"5"'] = true, ["-1"] = true,
+  ["0"] = true, ["1.5"] = true, ["1e300"] = true, ["math.huge"] = true, ["math.mininteger"] = true,
+  ["2e6"] = true, ["1e7"] = true, ["1e-10"] = true, ["0/0"] = true }
+OK.limit = { ["nil"] = true, ["0"] = true }
+OK.limit_side = { ["0"] = true } -- { soft = nil } is an empty table: refused
+OK.boolean = { ["nil"] = true, ["true"] = true, ["false"] = true }
+OK.none = { ["nil"] = true } -- listen_owner without a unix: address is refused
 OK.required_workers = {}
 OK.opts = { ["nil"] = true, ["{}"] = true }
 OK.hooks = { ["{}"] = true }

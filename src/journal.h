@@ -3,8 +3,10 @@
  *
  * systemd sets JOURNAL_STREAM to the device and inode of the stream it
  * connected to stdout/stderr; when they match our stderr, log lines go
- * to the journal through sd_journal_sendv with PRIORITY and fields naming
- * the service, worker id, pid and exit code, instead of plain text.
+ * to journald's socket as entries with PRIORITY and fields naming the
+ * service, worker id, pid and exit code, instead of plain text. A send
+ * never waits: an entry journald cannot take at once is -1 (the caller
+ * writes the line to stderr instead).
  */
 #ifndef COTY_JOURNAL_H
 #define COTY_JOURNAL_H

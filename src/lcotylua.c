@@ -21,8 +21,10 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <grp.h>
 #include <math.h>
 #include <poll.h>
+#include <pwd.h>
 #include <stddef.h>
 #include <string.h>
 #include <unistd.h>
@@ -60,7 +62,7 @@ static int call_handler(lua_State *L)
     return 0;
 }
 
-/* Calls handlers[name] with up to three integer arguments. Called from the
+/* Calls handlers[name] with integer arguments. Called from the
  * manager's loop, so no Lua error may escape (lua_checkstack, light
  * userdata and integers never raise). */
 static void handler(lua_State *L, const char *name, const lua_Integer *args, int nargs)
@@ -82,11 +84,11 @@ static void handler(lua_State *L, const char *name, const lua_Integer *args, int
 static void on_terminate(void *ud) { handler(ud, "terminate", NULL, 0); }
 static void on_reload(void *ud) { handler(ud, "reload", NULL, 0); }
 
-static void on_dead(void *ud, int sid, int wid, int code)
+static void on_dead(void *ud, int sid, int wid, int code, int why)
 {
-    const lua_Integer args[3] = {sid, wid, code};
+    const lua_Integer args[4] = {sid, wid, code, why};
 
-    handler(ud, "dead", args, 3);
+    handler(ud, "dead", args, 4);
 }
 
 static void on_worker(void *ud, const struct coty_worker_info *info)
@@ -184,8 +186,14 @@ static int l_manager(lua_State *L)
 
 /* How an option's value is read; cotylua.lua checks each kind (and words
  * its errors) with the limits of core.limits. */
-enum kind { K_WORKERS, K_SECONDS, K_RESTART, K_LISTEN, K_BOOLEAN };
-static const char *const kind_names[] = {"workers", "seconds", "restart", "listen", "boolean"};
+enum kind {
+    K_WORKERS, K_SECONDS, K_RESTART, K_LISTEN, K_BOOLEAN,
+    K_USER, K_GROUP, K_OWNER, K_MODE, K_PATH, K_ENV, K_RLIMITS, K_NICE
+};
+static const char *const kind_names[] = {
+    "workers", "seconds", "restart", "listen", "boolean",
+    "user", "group", "owner", "mode", "path", "env", "rlimits", "nice"
+};
 
 /* The options of a service that the engine acts on: the one list of them.
  * cotylua.lua learns their names, kinds and defaults from core.options(),
@@ -202,6 +210,16 @@ static const struct option {
     {"restart", K_RESTART, offsetof(struct coty_service_conf, restart), 0},
     {"listen", K_LISTEN, offsetof(struct coty_service_conf, listen), 0},
     {"reuseport", K_BOOLEAN, offsetof(struct coty_service_conf, reuseport), 0},
+    {"listen_owner", K_OWNER, offsetof(struct coty_service_conf, listen_owner), 0},
+    {"listen_mode", K_MODE, offsetof(struct coty_service_conf, listen_mode), 0},
+    {"user", K_USER, offsetof(struct coty_service_conf, identity.user), 0},
+    {"group", K_GROUP, offsetof(struct coty_service_conf, identity.group), 0},
+    {"umask", K_MODE, offsetof(struct coty_service_conf, identity.umask), 0},
+    {"cwd", K_PATH, offsetof(struct coty_service_conf, identity.cwd), 0},
+    {"env", K_ENV, offsetof(struct coty_service_conf, identity.env), 0},
+    {"rlimits", K_RLIMITS, offsetof(struct coty_service_conf, identity.rlimits), 0},
+    {"nice", K_NICE, offsetof(struct coty_service_conf, identity.nice), 0},
+    {"no_new_privs", K_BOOLEAN, offsetof(struct coty_service_conf, identity.no_new_privs), 0},
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 
@@ -225,8 +243,9 @@ static int l_options(lua_State *L)
     return 1;
 }
 
-/* The strings of the list at index t, in an array that Lua collects. */
-static const char **string_list(lua_State *L, int t, int *n)
+/* The strings of the list at index t, in an array that Lua collects
+ * (kept in the registry under key until the next add). */
+static const char **string_list(lua_State *L, int t, int *n, const char *key)
 {
     const char **list;
 
@@ -238,8 +257,53 @@ static const char **string_list(lua_State *L, int t, int *n)
         list[i] = luaL_checkstring(L, -1);
         lua_pop(L, 1); /* the string stays alive in the table */
     }
-    lua_setfield(L, LUA_REGISTRYINDEX, "cotylua.listen"); /* alive until the next add */
+    lua_setfield(L, LUA_REGISTRYINDEX, key); /* alive until the next add */
     return list;
+}
+
+/* One side of a limit: an integer >= 0, "unlimited", or nil (kept). */
+static int limit_side(lua_State *L, int t, const char *side, rlim_t *v)
+{
+    int type = lua_getfield(L, t, side);
+
+    if (type == LUA_TSTRING && !strcmp(lua_tostring(L, -1), "unlimited"))
+        *v = RLIM_INFINITY;
+    else if (type != LUA_TNIL)
+        *v = (rlim_t)luaL_checkinteger(L, -1);
+    lua_pop(L, 1);
+    return type != LUA_TNIL;
+}
+
+/* The limits at index t, { { name =, soft =, hard = }, ... } (cotylua.lua
+ * gives this form), in an array that Lua collects. */
+static struct coty_rlimit *rlimit_list(lua_State *L, int t, int *n)
+{
+    struct coty_rlimit *list;
+
+    luaL_checktype(L, t, LUA_TTABLE);
+    *n = (int)luaL_len(L, t);
+    list = lua_newuserdatauv(L, (size_t)(*n + 1) * sizeof *list, 0);
+    for (int i = 0; i < *n; i++) {
+        lua_rawgeti(L, t, i + 1);
+        luaL_checktype(L, -1, LUA_TTABLE);
+        lua_getfield(L, -1, "name");
+        list[i].resource = coty_rlimit_resource(luaL_checkstring(L, -1));
+        luaL_argcheck(L, list[i].resource >= 0, t, "unknown limit");
+        lua_pop(L, 1);
+        list[i].has_soft = limit_side(L, lua_gettop(L), "soft", &list[i].soft);
+        list[i].has_hard = limit_side(L, lua_gettop(L), "hard", &list[i].hard);
+        lua_pop(L, 1);
+    }
+    lua_setfield(L, LUA_REGISTRYINDEX, "cotylua.rlimits");
+    return list;
+}
+
+static int int_in(lua_State *L, int lo, int hi)
+{
+    lua_Integer v = luaL_checkinteger(L, -1);
+
+    luaL_argcheck(L, v >= lo && v <= hi, lua_gettop(L), "out of range");
+    return (int)v;
 }
 
 /* Reads option o from the value on top of the stack (nil: its default). */
@@ -260,10 +324,29 @@ static void read_option(lua_State *L, const struct option *o, struct coty_servic
             absent ? coty_mgr_conf()->restart : restart_policy(L, lua_gettop(L));
         break;
     case K_LISTEN:
-        conf->listen = absent ? NULL : string_list(L, lua_gettop(L), &conf->nlisten);
+        conf->listen = absent ? NULL : string_list(L, lua_gettop(L), &conf->nlisten, "cotylua.listen");
         break;
     case K_BOOLEAN:
         *(int *)at = lua_toboolean(L, -1);
+        break;
+    case K_USER: case K_GROUP: case K_OWNER: case K_PATH:
+        *(const char **)at = absent ? NULL : luaL_checkstring(L, -1);
+        break;
+    case K_MODE:
+        if (!absent)
+            *(struct coty_opt *)at = (struct coty_opt){1, int_in(L, 0, 07777)};
+        break;
+    case K_NICE:
+        if (!absent)
+            *(struct coty_opt *)at = (struct coty_opt){1, int_in(L, COTY_NICE_MIN, COTY_NICE_MAX)};
+        break;
+    case K_ENV:
+        conf->identity.env =
+            absent ? NULL : string_list(L, lua_gettop(L), &conf->identity.nenv, "cotylua.env");
+        break;
+    case K_RLIMITS:
+        conf->identity.rlimits =
+            absent ? NULL : rlimit_list(L, lua_gettop(L), &conf->identity.nrlimits);
         break;
     }
 }
@@ -367,6 +450,88 @@ static int l_check_mode(lua_State *L)
     return 1;
 }
 
+/* ---- users, groups, limits: what the checks of identities need ---------- */
+
+/* The supplementary groups of user name (primary gid) as a list. */
+static void push_groups(lua_State *L, const char *name, gid_t gid)
+{
+    gid_t groups[256];
+    int n = (int)(sizeof groups / sizeof groups[0]);
+
+    if (getgrouplist(name, gid, groups, &n) < 0)
+        n = (int)(sizeof groups / sizeof groups[0]);
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_pushinteger(L, groups[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+}
+
+/* nil, why a lookup found nothing (errno 0: no such entry) */
+static int not_found(lua_State *L, const char *none)
+{
+    int err = errno;
+
+    lua_pushnil(L);
+    lua_pushstring(L, err ? strerror(err) : none);
+    return 2;
+}
+
+/* core.user(name or uid [, gid]) -> { name =, uid =, gid =, home =, groups
+ * = {} } or nil, reason; groups: with gid as the primary group if given */
+static int l_user(lua_State *L)
+{
+    lua_Integer gid = luaL_optinteger(L, 2, -1);
+    struct passwd *pw;
+
+    errno = 0;
+    pw = lua_isinteger(L, 1) ? getpwuid((uid_t)lua_tointeger(L, 1)) : getpwnam(luaL_checkstring(L, 1));
+    if (!pw)
+        return not_found(L, "no such user");
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, pw->pw_name);
+    lua_setfield(L, -2, "name");
+    lua_pushinteger(L, pw->pw_uid);
+    lua_setfield(L, -2, "uid");
+    lua_pushinteger(L, pw->pw_gid);
+    lua_setfield(L, -2, "gid");
+    lua_pushstring(L, pw->pw_dir);
+    lua_setfield(L, -2, "home");
+    push_groups(L, pw->pw_name, gid >= 0 ? (gid_t)gid : pw->pw_gid);
+    lua_setfield(L, -2, "groups");
+    return 1;
+}
+
+/* core.group(name or gid) -> { name =, gid = } or nil, reason */
+static int l_group(lua_State *L)
+{
+    struct group *gr;
+
+    errno = 0;
+    gr = lua_isinteger(L, 1) ? getgrgid((gid_t)lua_tointeger(L, 1)) : getgrnam(luaL_checkstring(L, 1));
+    if (!gr)
+        return not_found(L, "no such group");
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, gr->gr_name);
+    lua_setfield(L, -2, "name");
+    lua_pushinteger(L, gr->gr_gid);
+    lua_setfield(L, -2, "gid");
+    return 1;
+}
+
+/* core.rlimit_names() -> { "as", "core", ... } */
+static int l_rlimit_names(lua_State *L)
+{
+    const char *name;
+
+    lua_newtable(L);
+    for (int i = 0; (name = coty_rlimit_name(i)); i++) {
+        lua_pushstring(L, name);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
 /* ---- helpers for services -------------------------------------------- */
 
 static int l_sleep(lua_State *L)
@@ -446,14 +611,82 @@ static int l_co_leave(lua_State *L)
     return lua_gettop(L);
 }
 
+/* The error of a wrapped coroutine, as lcorolib.c's auxwrap makes it: an
+ * error inside the coroutine closes it (its to-be-closed variables), and
+ * a string gets the caller's position. */
+static int wrap_error(lua_State *L, lua_State *co)
+{
+    int stat = lua_status(co);
+
+    if (stat != LUA_OK && stat != LUA_YIELD) {
+#if LUA_VERSION_RELEASE_NUM >= 50406
+        stat = lua_closethread(co, L);
+#else
+        stat = lua_resetthread(co);
+#endif
+        lua_xmove(co, L, 1);
+    }
+    if (stat != LUA_ERRMEM && lua_type(L, -1) == LUA_TSTRING) {
+        luaL_where(L, 1);
+        lua_insert(L, -2);
+        lua_concat(L, 2);
+    }
+    return lua_error(L);
+}
+
+/* The function co_wrap returns: resumes its coroutine (upvalue 1) with
+ * the engine told, as coroutine.wrap's own function does. */
+static int wrapped(lua_State *L)
+{
+    lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+    int narg = lua_gettop(L), nres, status;
+
+    if (!lua_checkstack(co, narg)) {
+        lua_pushliteral(L, "too many arguments to resume");
+        return wrap_error(L, co);
+    }
+    lua_xmove(L, co, narg);
+    coty_worker_enter(co);
+    status = lua_resume(co, L, narg, &nres);
+    coty_worker_leave(L);
+    if (status != LUA_OK && status != LUA_YIELD) {
+        lua_xmove(co, L, 1);
+        return wrap_error(L, co);
+    }
+    if (!lua_checkstack(L, nres + 1)) {
+        lua_pop(co, nres);
+        lua_pushliteral(L, "too many results to resume");
+        return wrap_error(L, co);
+    }
+    lua_xmove(co, L, nres);
+    return nres;
+}
+
+/* co_wrap(co) -> a function that resumes co: the coroutine.wrap
+ * replacement, with the original's results and errors. */
+static int l_co_wrap(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTHREAD);
+    lua_settop(L, 1);
+    lua_pushcclosure(L, wrapped, 1);
+    return 1;
+}
+
 /* parse_listen(addr) -> true, or nil and why: the same parser the manager
  * binds with, so that --check refuses what a run would refuse. */
 static int l_parse_listen(lua_State *L)
 {
     struct coty_addr a;
     char why[160];
+    size_t len;
+    const char *spec = luaL_checklstring(L, 1, &len);
 
-    if (coty_sock_parse(luaL_checkstring(L, 1), &a, why, sizeof why) < 0) {
+    if (strlen(spec) != len) { /* C would see only what is before the NUL */
+        lua_pushnil(L);
+        lua_pushliteral(L, "the address contains a NUL byte");
+        return 2;
+    }
+    if (coty_sock_parse(spec, &a, why, sizeof why) < 0) {
         lua_pushnil(L);
         lua_pushstring(L, why);
         return 2;
@@ -541,9 +774,13 @@ static const luaL_Reg funcs[] = {
     {"parse_listen", l_parse_listen},
     {"co_enter", l_co_enter},
     {"co_leave", l_co_leave},
+    {"co_wrap", l_co_wrap},
     {"log", l_log},
     {"log_level", l_log_level},
     {"parse_level", l_parse_level},
+    {"user", l_user},
+    {"group", l_group},
+    {"rlimit_names", l_rlimit_names},
     {NULL, NULL},
 };
 
@@ -552,18 +789,26 @@ static void sd_missing(const char *why) { coty_log_safe(COTY_WARNING, why); }
 
 int luaopen_cotylua_core(lua_State *L)
 {
-    coty_log_setup();
+    const char *bad_level = coty_log_setup();
+
+    if (bad_level)
+        return luaL_error(L, "unknown log level in COTYLUA_LOG_LEVEL: '%s' (" COTY_LEVEL_NAMES ")",
+                          bad_level);
     coty_sd_set_report(sd_missing);
     luaL_newlib(L, funcs);
     lua_pushliteral(L, COTYLUA_VERSION);
     lua_setfield(L, -2, "version");
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 5);
     lua_pushinteger(L, COTY_WORKERS_MAX);
     lua_setfield(L, -2, "workers");
     lua_pushnumber(L, COTY_SECONDS_MAX);
     lua_setfield(L, -2, "seconds");
     lua_pushinteger(L, COTY_BURST_MAX);
     lua_setfield(L, -2, "burst");
+    lua_pushinteger(L, COTY_NICE_MIN);
+    lua_setfield(L, -2, "nice_min");
+    lua_pushinteger(L, COTY_NICE_MAX);
+    lua_setfield(L, -2, "nice_max");
     lua_setfield(L, -2, "limits");
     return 1;
 }

@@ -6,29 +6,61 @@
  * time stamp is computed by hand from CLOCK_REALTIME and a cached UTC
  * offset: no localtime_r (which may lock) on the way, which is what lets
  * coty_log_safe() run inside a signal handler.
+ *
+ * Writing never blocks the manager, and never raises SIGPIPE:
+ * - fd 2's open file description is shared (with the terminal, the shell,
+ *   the workers), so O_NONBLOCK is never set on it: that would change it
+ *   for all of them. When fd 2 is a pipe, a FIFO or a terminal, a second
+ *   description of the same object is opened through /proc/self/fd/2 with
+ *   O_NONBLOCK, for this process (and its workers' signal-safe path) only.
+ *   Without /proc, a poll() with zero timeout comes before each write (a
+ *   worker may fill the pipe in between: a small window, documented).
+ *   A socket gets send(MSG_DONTWAIT | MSG_NOSIGNAL); a regular file never
+ *   blocks and is written as it is.
+ * - SIGPIPE is blocked around the write, and the one the write raised is
+ *   taken back with sigtimedwait() before the mask is restored.
+ * In the manager (the default), a line that cannot be written at once is
+ * dropped and counted; the next line that gets through is preceded by one
+ * that says how many were lost. A worker's lines may wait (that is its
+ * back-pressure) except those of coty_log_safe(), which never wait.
  */
 #define _GNU_SOURCE
 #include "log.h"
 #include "journal.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #define LINE_MAX_LEN 4096
+#define CUT_MARK "\xe2\x80\xa6" /* an ellipsis (UTF-8) ends a cut line */
+
+enum sink_kind { SINK_PLAIN, SINK_OWN, SINK_POLL, SINK_SOCKET };
+
+static enum sink_kind sink_kind = SINK_PLAIN;
+static int sink_fd = STDERR_FILENO; /* SINK_OWN: a non-blocking description */
+static int may_wait;                /* a worker: its ordinary lines may block */
+static unsigned long dropped;       /* lines lost since the last one written */
 
 static enum coty_level min_level = COTY_INFO;
 static int level_chosen; /* by the operator: the services file cannot override it */
 static long utc_offset;
 static char procname[64] = "cotylua";
-static char subject_service[64];
+static char subject_service[256];
 static struct coty_log_subject self_subject;
 
 static const char *const level_names[] = {"DEBUG", "INFO", "WARNING", "ERROR"};
+
+static void open_sink(void);
 
 void coty_log_init(const char *name)
 {
@@ -41,18 +73,66 @@ void coty_log_init(const char *name)
     coty_log_set_procname(name);
 }
 
-void coty_log_setup(void)
+/* Any of fds 0-2 that is closed is opened on /dev/null: otherwise fd 2
+ * would be the next file opened (a signalfd, a service's data file) and
+ * log lines would go into it. open() takes the lowest free fd, so the
+ * gaps fill in order. */
+static void open_std_fds(void)
+{
+    for (int fd = 0; fd <= 2; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+            int got = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+            if (got >= 0 && got != fd)
+                close(got); /* not the lowest: leave things as they are */
+        }
+}
+
+const char *coty_log_setup(void)
 {
     static int done;
+    static const char *bad;
+    const char *env;
     int level;
 
     if (done)
-        return;
+        return bad;
     done = 1;
+    open_std_fds();
     coty_log_init("cotylua");
-    level = coty_log_parse_level(getenv("COTYLUA_LOG_LEVEL"));
+    open_sink();
+    env = getenv("COTYLUA_LOG_LEVEL");
+    if (!env || !*env)
+        return NULL;
+    level = coty_log_parse_level(env);
     if (level >= 0)
         coty_log_set_level((enum coty_level)level);
+    else
+        bad = env;
+    return bad;
+}
+
+size_t coty_log_cut_utf8(const char *s, size_t len)
+{
+    while (len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80)
+        len--;
+    return len;
+}
+
+void coty_log_fit(char *out, size_t cap, const char *name, const char *suffix)
+{
+    size_t nlen = strlen(name), slen = strlen(suffix), room;
+
+    if (cap <= slen + sizeof CUT_MARK) { /* no room for a name: the suffix */
+        snprintf(out, cap, "%s", suffix);
+        return;
+    }
+    room = cap - 1 - slen;
+    if (nlen <= room) {
+        snprintf(out, cap, "%s%s", name, suffix);
+        return;
+    }
+    nlen = coty_log_cut_utf8(name, room - (sizeof CUT_MARK - 1));
+    snprintf(out, cap, "%.*s" CUT_MARK "%s", (int)nlen, name, suffix);
 }
 
 void coty_log_set_procname(const char *name)
@@ -163,20 +243,116 @@ static size_t prefix(char *buf, size_t cap, enum coty_level level)
     return pos;
 }
 
-/* One write of the whole line; stderr may be a pipe that is gone. */
-static void emit(char *buf, size_t len)
+/* Chooses how lines reach fd 2 (see the top of the file). Called once at
+ * start-up, after fds 0-2 are known to be open. */
+static void open_sink(void)
 {
-    const char *p = buf;
+    struct stat st;
+    int fd;
 
+    if (fstat(STDERR_FILENO, &st) < 0)
+        return;
+    if (S_ISSOCK(st.st_mode)) {
+        sink_kind = SINK_SOCKET;
+        return;
+    }
+    if (!S_ISFIFO(st.st_mode) && !isatty(STDERR_FILENO))
+        return;
+    fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd >= 0) {
+        sink_kind = SINK_OWN;
+        sink_fd = fd;
+    } else {
+        sink_kind = SINK_POLL;
+    }
+}
+
+void coty_log_may_wait(int yes) { may_wait = yes; }
+
+/* write(2) that cannot raise SIGPIPE: blocked during the call, and the
+ * one the call raised is consumed. Signal-safe. */
+static ssize_t write_nopipe(int fd, const char *p, size_t len)
+{
+    static const struct timespec zero;
+    sigset_t pipe_set, old;
+    ssize_t n;
+    int saved;
+
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    sigprocmask(SIG_BLOCK, &pipe_set, &old);
+    n = write(fd, p, len);
+    saved = errno;
+    if (n < 0 && saved == EPIPE && !sigismember(&old, SIGPIPE))
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+            ;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    errno = saved;
+    return n;
+}
+
+/* One attempt to write; wait says whether it may block. Signal-safe. */
+static ssize_t write_once(const char *p, size_t len, int wait)
+{
+    struct pollfd pfd = {.fd = STDERR_FILENO, .events = POLLOUT};
+
+    switch (sink_kind) {
+    case SINK_SOCKET:
+        return send(STDERR_FILENO, p, len, MSG_NOSIGNAL | (wait ? 0 : MSG_DONTWAIT));
+    case SINK_OWN:
+        return write_nopipe(wait ? STDERR_FILENO : sink_fd, p, len);
+    case SINK_POLL:
+        if (!wait && poll(&pfd, 1, 0) == 0) {
+            errno = EAGAIN;
+            return -1;
+        }
+        return write_nopipe(STDERR_FILENO, p, len);
+    default:
+        return write_nopipe(STDERR_FILENO, p, len);
+    }
+}
+
+/* Writes the whole of buf; returns 0, or -1 when it could not be written
+ * without waiting (or at all). Signal-safe. */
+static int write_all(const char *p, size_t len, int wait)
+{
     while (len > 0) {
-        ssize_t n = write(STDERR_FILENO, p, len);
+        ssize_t n = write_once(p, len, wait);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
-            return;
+            return -1;
         p += n;
         len -= (size_t)n;
     }
+    return 0;
+}
+
+/* Says how many lines were lost, once the sink takes lines again. */
+static int report_dropped(void)
+{
+    char buf[256];
+    size_t pos = prefix(buf, sizeof buf, COTY_WARNING);
+
+    put_num(buf, sizeof buf, &pos, (long)dropped, 1);
+    put(buf, sizeof buf, &pos, " log line(s) dropped: stderr did not take them in time");
+    buf[pos++] = '\n';
+    if (write_all(buf, pos, 0) < 0)
+        return -1;
+    dropped = 0;
+    return 0;
+}
+
+/* One line; stderr may be full or a pipe that is gone. wait: the caller
+ * may block (a worker's ordinary lines). */
+static void emit(char *buf, size_t len, int wait)
+{
+    if (!wait && dropped && report_dropped() < 0) {
+        dropped++;
+        return;
+    }
+    if (write_all(buf, len, wait) < 0 && !wait)
+        dropped++;
 }
 
 void coty_log_safe(enum coty_level level, const char *msg)
@@ -190,13 +366,13 @@ void coty_log_safe(enum coty_level level, const char *msg)
     pos = prefix(buf, sizeof buf, level);
     put(buf, sizeof buf, &pos, msg);
     buf[pos++] = '\n';
-    emit(buf, pos);
+    emit(buf, pos, 0);
     errno = saved;
 }
 
 void coty_log_set_subject(const char *service, int worker_id)
 {
-    snprintf(subject_service, sizeof subject_service, "%s", service);
+    coty_log_fit(subject_service, sizeof subject_service, service, "");
     self_subject = (struct coty_log_subject){.service = subject_service, .worker_id = worker_id};
 }
 
@@ -222,10 +398,16 @@ static void logv(const struct coty_log_subject *subject, enum coty_level level,
     }
     pos = prefix(buf, sizeof buf, level);
     n = vsnprintf(buf + pos, sizeof buf - pos - 1, fmt, ap);
-    if (n > 0)
-        pos += (size_t)n < sizeof buf - pos - 1 ? (size_t)n : sizeof buf - pos - 2;
+    if (n > 0 && (size_t)n < sizeof buf - pos - 1) {
+        pos += (size_t)n;
+    } else if (n > 0) { /* cut: the last bytes say so */
+        pos = sizeof buf - 1 - (sizeof CUT_MARK - 1);
+        pos = coty_log_cut_utf8(buf, pos);
+        memcpy(buf + pos, CUT_MARK, sizeof CUT_MARK - 1);
+        pos += sizeof CUT_MARK - 1;
+    }
     buf[pos++] = '\n';
-    emit(buf, pos);
+    emit(buf, pos, may_wait);
     errno = saved;
 }
 

@@ -13,6 +13,7 @@
 #define COTY_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 enum coty_level { COTY_DEBUG, COTY_INFO, COTY_WARNING, COTY_ERROR };
 
@@ -25,9 +26,14 @@ struct coty_log_subject {
     int has_exit_code;
 };
 
-/* Once per process: coty_log_init("cotylua") and the level from
- * COTYLUA_LOG_LEVEL. Later calls do nothing. */
-void coty_log_setup(void);
+/* Once per process, first thing: opens a closed fd 0, 1 or 2 on
+ * /dev/null, chooses how lines reach stderr, then coty_log_init("cotylua")
+ * and the level from COTYLUA_LOG_LEVEL. Later calls do nothing. Returns
+ * the value of COTYLUA_LOG_LEVEL when it names no level (the caller
+ * refuses it, as it refuses a bad --log-level), else NULL. */
+const char *coty_log_setup(void);
+/* The accepted level names, for messages. */
+#define COTY_LEVEL_NAMES "debug, info, warning (or warn) or error, in any case"
 /* Reads the UTC offset and sets the process name shown in each line. */
 void coty_log_init(const char *procname);
 void coty_log_set_procname(const char *procname);
@@ -48,6 +54,15 @@ void coty_log_about(const struct coty_log_subject *subject, enum coty_level leve
                     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* This process is a worker: its lines name its service and worker id. */
 void coty_log_set_subject(const char *service, int worker_id);
+/* Whether this process's ordinary lines may wait for stderr (a worker)
+ * or are dropped and counted when it is full (the manager, the default). */
+void coty_log_may_wait(int yes);
+/* The length to keep of s cut at len, so that no UTF-8 character is split
+ * (s[len] must be readable). */
+size_t coty_log_cut_utf8(const char *s, size_t len);
+/* name followed by suffix in out; when both do not fit, the name is cut
+ * and ends with an ellipsis, the suffix is kept whole. */
+void coty_log_fit(char *out, size_t cap, const char *name, const char *suffix);
 /* Async-signal-safe: a fixed message, formatted with write(2) only. */
 void coty_log_safe(enum coty_level level, const char *msg);
 

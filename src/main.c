@@ -8,6 +8,7 @@
  * or FILE is refused.
  */
 #define _GNU_SOURCE
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,8 +43,8 @@ static const char usage_text[] =
     "each service, restarts them when they die and stops them on SIGTERM.\n"
     "\n"
     "  --check FILE       load and validate FILE, list its services, start nothing\n"
-    "  --log-level LEVEL  debug, info (default), warning or error;\n"
-    "                     also COTYLUA_LOG_LEVEL\n"
+    "  --log-level LEVEL  debug, info (default), warning (or warn) or error,\n"
+    "                     in any case; also COTYLUA_LOG_LEVEL\n"
     "  --version          print the version and exit\n"
     "  --help             print this help and exit\n"
     "\n"
@@ -159,11 +160,13 @@ int main(int argc, char **argv)
 {
     struct options o;
     int status;
+    const char *bad_level = coty_log_setup();
 
-    coty_log_setup();
     status = parse(argc, argv, &o);
     if (status >= 0)
         return status;
+    if (bad_level)
+        return usage_error("unknown log level in COTYLUA_LOG_LEVEL: ", bad_level);
     L = luaL_newstate();
     if (!L) {
         fputs("cotylua: cannot create a Lua state: not enough memory\n", stderr);
@@ -171,7 +174,12 @@ int main(int argc, char **argv)
     }
     lua_pushcfunction(L, pmain);
     lua_pushlightuserdata(L, &o);
-    if (coty_lua_call(L, 1, 1) != LUA_OK) {
+    status = coty_lua_call(L, 1, 1);
+    /* Whatever became of stderr and stdout (a reader that went away), the
+     * last words and the flush below must not turn a clean stop into a
+     * death by SIGPIPE. */
+    signal(SIGPIPE, SIG_IGN);
+    if (status != LUA_OK) {
         fprintf(stderr, "%s\n", lua_tostring(L, -1));
         status = EXIT_REFUSED;
     } else {

@@ -61,6 +61,7 @@ static void service_free(struct service *svc)
         s = next;
     }
     mgr_sockets_close(svc, 1); /* removes the unix socket files it bound */
+    coty_identity_free(&svc->conf.identity);
     free(svc->slots);
     free((char *)svc->conf.name);
     free(svc);
@@ -82,8 +83,10 @@ int coty_mgr_add(const struct coty_service_conf *conf, char *err, size_t errlen)
         return snprintf(err, errlen, "out of memory"), -1;
     svc->conf = *conf;
     svc->conf.listen = NULL;
-    svc->conf.name = strdup(conf->name);
-    if (!svc->conf.name || mgr_sockets_open(svc, conf, err, errlen) < 0) {
+    svc->conf.listen_owner = NULL;
+    svc->conf.name = NULL;
+    if (coty_identity_copy(&svc->conf.identity, &conf->identity) < 0 ||
+        !(svc->conf.name = strdup(conf->name)) || mgr_sockets_open(svc, conf, err, errlen) < 0) {
         if (!svc->conf.name)
             snprintf(err, errlen, "out of memory");
         service_free(svc);
@@ -231,6 +234,7 @@ static void child(struct slot *s)
         .fds = mgr_worker_fds(s),
         .nfds = s->svc->nlisteners,
         .sigpipe_ignored = M.oldpipe.sa_handler == SIG_IGN,
+        .identity = &s->svc->conf.identity,
     };
 
     own_group(0);
@@ -278,6 +282,7 @@ static void spawn(struct slot *s)
     s->pid = pid;
     s->started = coty_now();
     s->stopping = 0;
+    s->restarting = 0;
     s->ready = 0;
     M.live++;
     coty_debug("started %s worker(%d) [pid %d]", s->svc->conf.name, s->wid, (int)pid);
@@ -316,11 +321,11 @@ static void log_death(const struct slot *s, int status)
 }
 
 /* What happens to a slot whose worker was reaped while RUNNING. */
-static void after_death(struct slot *s, int code, double uptime)
+static void after_death(struct slot *s, int code, enum coty_death why, double uptime)
 {
     double delay;
 
-    M.ops->on_dead(M.ud, s->svc->id, s->wid, code);
+    M.ops->on_dead(M.ud, s->svc->id, s->wid, code, (int)why);
     if (M.state != M_RUNNING || s->wid >= s->svc->conf.workers)
         return;
     delay = coty_restart_next(&s->throttle, &s->svc->conf.restart, coty_now(), uptime);
@@ -332,15 +337,17 @@ void mgr_reaped(struct slot *s, int status)
 {
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
     double uptime = coty_now() - s->started;
+    enum coty_death why = s->stopping || s->restarting ? COTY_DEATH_STOP : COTY_DEATH_CRASH;
 
     log_death(s, status);
     coty_timer_stop(M.loop, &s->kill);
     s->pid = 0;
     s->stopping = 0;
+    s->restarting = 0;
     s->ready = 0;
     M.live--;
     if (M.state == M_RUNNING)
-        after_death(s, code, uptime);
+        after_death(s, code, why, uptime);
 }
 
 /* PID 1 and a subreaper own every child that ends up with them: they

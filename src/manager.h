@@ -13,6 +13,7 @@
 
 #include <sys/types.h>
 
+#include "identity.h"
 #include "restart.h"
 
 /* What the child of a fork is told about itself. */
@@ -25,12 +26,20 @@ struct coty_worker_info {
     const int *fds;             /* the service's listening sockets */
     int nfds;
     int sigpipe_ignored;        /* SIGPIPE was ignored before run() */
+    const struct coty_identity *identity; /* to apply before init */
+};
+
+/* Why a worker died, as on_dead_worker's fourth argument tells it. */
+enum coty_death {
+    COTY_DEATH_CRASH, /* on its own, whatever its status: nobody asked it to stop */
+    COTY_DEATH_STOP,  /* the manager asked it to stop (reload, reconfigure, ...) */
 };
 
 struct coty_mgr_ops {
     void (*on_terminate)(void *ud);  /* SIGTERM or shutdown(), manager */
     void (*on_reload)(void *ud);     /* SIGHUP, manager */
-    void (*on_dead)(void *ud, int service_id, int worker_id, int exit_code);
+    /* after reaping a worker; why: one of enum coty_death */
+    void (*on_dead)(void *ud, int service_id, int worker_id, int exit_code, int why);
     /* Runs in the child after fork and must not return. */
     void (*worker)(void *ud, const struct coty_worker_info *info);
 };
@@ -46,6 +55,9 @@ struct coty_service_conf {
     const char *const *listen;  /* listening addresses (copied), or NULL */
     int nlisten;
     int reuseport;              /* a socket of its own for each worker */
+    const char *listen_owner;   /* unix sockets: "user" or "user:group", or NULL */
+    struct coty_opt listen_mode; /* unix sockets: permission bits */
+    struct coty_identity identity; /* the workers' (copied) */
 };
 
 struct coty_mgr_conf {

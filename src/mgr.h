@@ -29,6 +29,7 @@ struct slot {
     pid_t pid;                  /* 0 when no worker runs in this slot */
     double started;
     int stopping;               /* the manager asked this worker to stop */
+    int restarting;             /* SIGHUP without reload(): it stops to restart */
     int ready;                  /* the worker reported that init is done */
     struct coty_restart throttle;
     struct coty_timer respawn;  /* armed while the slot waits to restart */

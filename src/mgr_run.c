@@ -133,8 +133,10 @@ static void fast_stop(const char *why)
 
 static void hup_slot(struct slot *s)
 {
-    if (s->pid && !s->stopping)
+    if (s->pid && !s->stopping) {
+        s->restarting = !s->svc->conf.has_reload;
         kill(s->pid, SIGHUP);
+    }
 }
 
 /* Workers without reload() stop and restart: not ready until they are back. */

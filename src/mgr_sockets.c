@@ -10,14 +10,41 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include "identity.h"
 #include "log.h"
 #include "mgr.h"
 
+/* Who owns the unix sockets a service binds, and their mode. */
+struct owner {
+    int chown, chmod;
+    uid_t uid;
+    gid_t gid;
+    mode_t mode;
+};
+
+/* Gives a unix socket that was just bound its owner and mode (the path:
+ * a socket's own fd does not carry them). Before any worker runs. */
+static int set_owner(const struct listener *l, const struct owner *o, char *err,
+                     size_t errlen)
+{
+    const char *path = ((const struct sockaddr_un *)&l->addr.sa)->sun_path;
+
+    if (l->addr.family != AF_UNIX)
+        return 0;
+    if (o->chown && chown(path, o->uid, o->gid) < 0)
+        return snprintf(err, errlen, "chown %s: %s", l->spec, strerror(errno)), -1;
+    if (o->chmod && chmod(path, o->mode) < 0)
+        return snprintf(err, errlen, "chmod %s: %s", l->spec, strerror(errno)), -1;
+    return 0;
+}
+
 /* Opens (or takes over) listener i of svc; -1 with the reason in err. */
-static int open_listener(struct service *svc, int i, const char *spec, char *err,
-                         size_t errlen)
+static int open_listener(struct service *svc, int i, const char *spec, const struct owner *o,
+                         char *err, size_t errlen)
 {
     struct listener *l = &svc->listeners[i];
     char why[160];
@@ -40,6 +67,8 @@ static int open_listener(struct service *svc, int i, const char *spec, char *err
         if (svc->fds[i] < 0)
             return snprintf(err, errlen, "cannot listen on %s: %s", spec, strerror(errno)), -1;
         l->bound = 1;
+        if (set_owner(l, o, err, errlen) < 0)
+            return -1;
         coty_info("%s: listening on %s", svc->conf.name, spec);
     }
     return 0;
@@ -49,7 +78,11 @@ int mgr_sockets_open(struct service *svc, const struct coty_service_conf *conf, 
                      size_t errlen)
 {
     size_t n = (size_t)conf->nlisten;
+    struct owner o = {.chown = conf->listen_owner != NULL, .chmod = conf->listen_mode.set,
+                      .mode = (mode_t)conf->listen_mode.value};
 
+    if (o.chown && coty_identity_owner(conf->listen_owner, &o.uid, &o.gid, err, errlen) < 0)
+        return -1;
     svc->listeners = calloc(n + 1, sizeof *svc->listeners);
     svc->fds = malloc((n + 1) * sizeof *svc->fds);
     if (!svc->listeners || !svc->fds)
@@ -57,7 +90,7 @@ int mgr_sockets_open(struct service *svc, const struct coty_service_conf *conf, 
     for (int i = 0; i < conf->nlisten; i++) {
         svc->fds[i] = -1;
         svc->nlisteners = i + 1;
-        if (open_listener(svc, i, conf->listen[i], err, errlen) < 0)
+        if (open_listener(svc, i, conf->listen[i], &o, err, errlen) < 0)
             return -1;
     }
     return 0;

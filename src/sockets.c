@@ -31,13 +31,16 @@ static int nactivated = -1;  /* -1 until LISTEN_FDS was read */
 static char **names;
 static int *taken;
 
+/* Digits only: strtol alone would take " 80" and "+80". */
 static int parse_port(const char *s, char *err, size_t errlen)
 {
-    char *end;
-    long port = strtol(s, &end, 10);
+    long port = 0;
+    const char *p = s;
 
-    if (!*s || *end || port < 1 || port > 65535) {
-        snprintf(err, errlen, "bad port \"%s\" (1 to 65535)", s);
+    while (*p >= '0' && *p <= '9' && port <= 65535)
+        port = port * 10 + (*p++ - '0');
+    if (p == s || *p || port < 1 || port > 65535) {
+        snprintf(err, errlen, "bad port \"%s\" (digits only, 1 to 65535)", s);
         return -1;
     }
     return (int)port;
@@ -96,26 +99,41 @@ bad_host:
     return -1;
 }
 
+/* unix:/PATH, or unix:@NAME for an abstract socket (no file: sun_path
+ * starts with a NUL, the length says where the name ends). */
+static int parse_unix(const char *path, struct coty_addr *a, char *err, size_t errlen)
+{
+    struct sockaddr_un *un = (struct sockaddr_un *)&a->sa;
+    int abstract = path[0] == '@';
+    size_t len = strlen(path);
+
+    if (len <= (size_t)abstract || len >= sizeof un->sun_path) {
+        snprintf(err, errlen, "bad unix socket %s (1 to %zu bytes)",
+                 abstract ? "name after @" : "path", sizeof un->sun_path - 1 - abstract);
+        return -1;
+    }
+    memset(a, 0, sizeof *a);
+    a->family = un->sun_family = AF_UNIX;
+    memcpy(un->sun_path, path, len);
+    if (abstract)
+        un->sun_path[0] = '\0';
+    a->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + !abstract);
+    return 0;
+}
+
+int coty_sock_is_abstract(const struct coty_addr *a)
+{
+    return a->family == AF_UNIX && ((const struct sockaddr_un *)&a->sa)->sun_path[0] == '\0';
+}
+
 int coty_sock_parse(const char *spec, struct coty_addr *a, char *err, size_t errlen)
 {
     if (!strncmp(spec, "tcp://", 6))
         return parse_tcp(spec + 6, AF_INET, a, err, errlen);
     if (!strncmp(spec, "tcp6://", 7))
         return parse_tcp(spec + 7, AF_INET6, a, err, errlen);
-    if (!strncmp(spec, "unix:", 5)) {
-        struct sockaddr_un *un = (struct sockaddr_un *)&a->sa;
-        const char *path = spec + 5;
-        if (!*path || strlen(path) >= sizeof un->sun_path) {
-            snprintf(err, errlen, "bad unix socket path (1 to %zu bytes)",
-                     sizeof un->sun_path - 1);
-            return -1;
-        }
-        memset(a, 0, sizeof *a);
-        a->family = un->sun_family = AF_UNIX;
-        strcpy(un->sun_path, path);
-        a->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1);
-        return 0;
-    }
+    if (!strncmp(spec, "unix:", 5))
+        return parse_unix(spec + 5, a, err, errlen);
     snprintf(err, errlen, "expected tcp://HOST:PORT, tcp6://[HOST]:PORT or unix:/PATH");
     return -1;
 }
@@ -127,7 +145,8 @@ static int stale_unix(const struct coty_addr *a)
     struct stat st;
     int fd, stale;
 
-    if (a->family != AF_UNIX || stat(un->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
+    if (a->family != AF_UNIX || coty_sock_is_abstract(a) || stat(un->sun_path, &st) < 0 ||
+        !S_ISSOCK(st.st_mode))
         return 0;
     /* Non-blocking: a listener with a full backlog answers EAGAIN at once
      * (someone is there) instead of making the manager wait. */
@@ -206,9 +225,12 @@ static int same_address(int i, const struct coty_addr *a)
 {
     int fd = SD_LISTEN_FDS_START + i;
 
-    if (a->family == AF_UNIX)
+    if (a->family == AF_UNIX) /* length 0: a NUL-terminated path */
         return coty_sd_is_socket_unix(fd, SOCK_STREAM, 1,
-                                      ((const struct sockaddr_un *)&a->sa)->sun_path, 0) > 0;
+                                      ((const struct sockaddr_un *)&a->sa)->sun_path,
+                                      coty_sock_is_abstract(a)
+                                          ? a->len - offsetof(struct sockaddr_un, sun_path)
+                                          : 0) > 0;
     return coty_sd_is_socket_sockaddr(fd, SOCK_STREAM, (const struct sockaddr *)&a->sa,
                                       a->len, 1) > 0;
 }
@@ -250,6 +272,6 @@ void coty_sock_close_unused(void)
 
 void coty_sock_unlink(const struct coty_addr *a)
 {
-    if (a->family == AF_UNIX)
+    if (a->family == AF_UNIX && !coty_sock_is_abstract(a))
         unlink(((const struct sockaddr_un *)&a->sa)->sun_path);
 }

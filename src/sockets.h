@@ -18,8 +18,11 @@ struct coty_addr {
     int family;
 };
 
-/* Parses spec; 0, or -1 with a reason in err. */
+/* Parses spec (tcp://HOST:PORT, tcp6://[HOST]:PORT, unix:/PATH, unix:@NAME
+ * for an abstract socket); 0, or -1 with a reason in err. */
 int coty_sock_parse(const char *spec, struct coty_addr *a, char *err, size_t errlen);
+/* True for an abstract unix socket: no file to unlink or take over. */
+int coty_sock_is_abstract(const struct coty_addr *a);
 
 /* A new listening socket bound to a (with SO_REUSEPORT when reuseport),
  * close-on-exec. The fd, or -1 with errno. */

@@ -12,7 +12,6 @@
 #include "worker.h"
 
 #include <errno.h>
-#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,16 +31,29 @@
 
 enum phase { P_NONE, P_INIT, P_RUN, P_TERMINATING };
 
-#define MAX_DEPTH 64
+#define MAX_SAVED 16 /* threads whose own hook waits to be given back */
+/* The longest single kernel wait, in seconds: a longer timeout is waited
+ * for in pieces (a time_t cast of 1e19 would overflow). */
+#define LONG_WAIT (3600.0 * 24 * 365)
 
 static volatile sig_atomic_t phase = P_NONE;
 static volatile sig_atomic_t got_term, got_hup;
 static int in_reload;
 static lua_State *main_L;       /* the main thread of the worker */
-/* The coroutines being resumed, innermost last: the handler hooks the one
- * that runs, since Lua hooks are per thread. */
-static lua_State *volatile threads[MAX_DEPTH];
-static volatile sig_atomic_t depth;
+/* The thread that runs now (NULL: main_L), as far as resumes through
+ * coroutine.resume and coroutine.wrap tell: the handler hooks it, since
+ * Lua hooks are per thread. A resume sets it to the coroutine, the return
+ * from a resume to the thread that resumed: no stack, so any depth. */
+static lua_State *volatile current;
+/* The hooks of the user (debug.sethook) that the delivery hook replaced,
+ * given back once it has run. Changed by the handler, and elsewhere only
+ * with SIGTERM and SIGHUP blocked. */
+static struct saved_hook {
+    lua_State *L;
+    lua_Hook fn;
+    int mask, count;
+} user_hooks[MAX_SAVED];
+static volatile sig_atomic_t n_user_hooks;
 static int instance_ref = LUA_NOREF;
 static timer_t term_timer;
 static int has_timer;
@@ -66,16 +78,65 @@ static void arm_term_timer(void);
  * coroutine.wrap tell. Signal-safe. */
 static lua_State *running(void)
 {
-    int d = depth;
+    lua_State *L = current;
 
-    if (d <= 0)
-        return main_L;
-    return threads[d <= MAX_DEPTH ? d - 1 : MAX_DEPTH - 1];
+    return L ? L : main_L;
 }
 
+static int find_saved(lua_State *L)
+{
+    for (int i = 0; i < n_user_hooks; i++)
+        if (user_hooks[i].L == L)
+            return i;
+    return -1;
+}
+
+/* Installs the delivery hook on L, keeping L's own hook to give back.
+ * Signal-safe; outside the handler, called with the signals blocked. */
 static void set_hook(lua_State *L)
 {
+    lua_Hook fn = lua_gethook(L);
+    int n = n_user_hooks;
+
+    if (fn && fn != hook && find_saved(L) < 0 && n < MAX_SAVED) {
+        user_hooks[n] = (struct saved_hook){L, fn, lua_gethookmask(L), lua_gethookcount(L)};
+        n_user_hooks = n + 1;
+    }
     lua_sethook(L, hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+/* Gives L back its own hook (or none). Not signal-safe: signals blocked. */
+static void restore_hook(lua_State *L)
+{
+    int i = find_saved(L);
+
+    if (i < 0) {
+        lua_sethook(L, NULL, 0, 0);
+        return;
+    }
+    lua_sethook(L, user_hooks[i].fn, user_hooks[i].mask, user_hooks[i].count);
+    user_hooks[i] = user_hooks[n_user_hooks - 1];
+    n_user_hooks = n_user_hooks - 1;
+}
+
+static void block_signals(sigset_t *old)
+{
+    sigset_t set;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_BLOCK, &set, old);
+}
+
+/* set_hook outside a handler. */
+static void set_hook_blocked(lua_State *L)
+{
+    sigset_t old;
+
+    block_signals(&old);
+    set_hook(L);
+    sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
 /* ---- signal handlers: flags, a hook, a timer; nothing else ----------- */
@@ -203,52 +264,69 @@ static void dispatch(lua_State *L)
     }
 }
 
+/* The user's hook comes back before delivery: a reload that returns
+ * leaves it as it was (and the reload's coroutine inherits it). */
 static void hook(lua_State *L, lua_Debug *ar)
 {
+    sigset_t old;
+
     (void)ar;
-    lua_sethook(L, NULL, 0, 0);
+    block_signals(&old);
+    restore_hook(L);
+    sigprocmask(SIG_SETMASK, &old, NULL);
     dispatch(L);
 }
 
 void coty_worker_enter(lua_State *co)
 {
-    int d = depth;
-
-    if (d < MAX_DEPTH)
-        threads[d] = co;
-    depth = d + 1;
+    current = co;
     if (deliverable())
-        set_hook(co);
+        set_hook_blocked(co);
 }
 
 void coty_worker_leave(lua_State *L)
 {
-    if (depth > 0)
-        depth = depth - 1;
+    current = L == main_L ? NULL : L;
     if (deliverable())
-        set_hook(L);
+        set_hook_blocked(L);
 }
 
 /* ---- waiting -------------------------------------------------------- */
 
+/* Seconds as a timespec. Signal-safe. A positive time too small for a
+ * nanosecond is one nanosecond (a real delay, never "now" or "disarm");
+ * one past LONG_WAIT is LONG_WAIT (the caller waits again). */
+static void to_timespec(double s, struct timespec *ts)
+{
+    if (!(s > 0)) {
+        *ts = (struct timespec){0, 0};
+        return;
+    }
+    if (s > LONG_WAIT)
+        s = LONG_WAIT;
+    ts->tv_sec = (time_t)s;
+    ts->tv_nsec = (long)((s - (double)ts->tv_sec) * 1e9);
+    if (ts->tv_nsec > 999999999)
+        ts->tv_nsec = 999999999;
+    if (ts->tv_sec == 0 && ts->tv_nsec == 0)
+        ts->tv_nsec = 1;
+}
+
+/* What is left until deadline (NULL: none), or zero once it has passed. */
 static struct timespec *remaining(double deadline, struct timespec *ts)
 {
-    double left;
-
     if (deadline < 0)
         return NULL;
-    left = deadline - coty_now();
-    if (left < 0)
-        left = 0;
-    ts->tv_sec = (time_t)left;
-    ts->tv_nsec = (long)((left - (double)ts->tv_sec) * 1e9);
+    to_timespec(deadline - coty_now(), ts);
     return ts;
 }
 
 int coty_worker_wait(lua_State *L, int fd, short events, double timeout)
 {
     struct pollfd pfd = {.fd = fd, .events = events};
-    double deadline = timeout < 0 ? -1 : coty_now() + timeout;
+    /* beyond a million years (math.huge too): no limit */
+    double deadline = timeout < 0 || timeout > 3.2e13 ? -1 : coty_now() + timeout;
+    int tiny = timeout > 0; /* a positive timeout waits at least once */
     sigset_t block, old;
 
     sigemptyset(&block);
@@ -265,10 +343,13 @@ int coty_worker_wait(lua_State *L, int fd, short events, double timeout)
             continue;
         }
         tp = remaining(deadline, &ts);
-        if (tp && tp->tv_sec == 0 && tp->tv_nsec == 0) {
+        if (tp && tp->tv_sec == 0 && tp->tv_nsec == 0 && !tiny) {
             sigprocmask(SIG_SETMASK, &old, NULL);
             return 0;
         }
+        if (tp && tp->tv_sec == 0 && tp->tv_nsec == 0)
+            tp->tv_nsec = 1;
+        tiny = 0;
         /* ppoll unblocks atomically: a signal that came after the check
          * above is pending and interrupts it at once. */
         n = ppoll(&pfd, fd >= 0 ? 1 : 0, tp, &old);
@@ -279,7 +360,7 @@ int coty_worker_wait(lua_State *L, int fd, short events, double timeout)
         }
         if (n > 0)
             return pfd.revents;
-        if (n == 0 && tp)
+        if (n == 0 && tp && deadline - coty_now() <= 0)
             return 0;
         if (n < 0 && errno != EINTR)
             return -1;
@@ -288,9 +369,14 @@ int coty_worker_wait(lua_State *L, int fd, short events, double timeout)
 
 /* ---- start-up ------------------------------------------------------- */
 
-static void set_handler(int sig, void (*fn)(int))
+/* SIGTERM interrupts a C call (no SA_RESTART): a stop must not wait for a
+ * read that may never end. SIGHUP restarts it (SA_RESTART): a routine
+ * reload must not turn into an EINTR error in code that does not expect
+ * one (io.lines()); it is delivered when the call returns. cotylua's own
+ * waits (ppoll) are never restarted, so they deliver both at once. */
+static void set_handler(int sig, void (*fn)(int), int flags)
 {
-    struct sigaction sa = {.sa_handler = fn}; /* no SA_RESTART: interrupt C calls */
+    struct sigaction sa = {.sa_handler = fn, .sa_flags = flags};
 
     sigfillset(&sa.sa_mask);
     sigaction(sig, &sa, NULL);
@@ -309,14 +395,15 @@ static void reset_process(const struct coty_worker_info *info)
      * libraries set it when the services file loads them (luasocket). */
     if (info->sigpipe_ignored)
         sigaction(SIGPIPE, &ign, NULL);
-    set_handler(SIGTERM, on_signal);
-    set_handler(SIGHUP, on_signal);
-    set_handler(SIGALRM, on_timeout);
+    set_handler(SIGTERM, on_signal, 0);
+    set_handler(SIGHUP, on_signal, SA_RESTART);
+    set_handler(SIGALRM, on_timeout, 0);
     /* The manager may die before this line: then nobody would send the
      * death signal, so ask the kernel first and look afterwards. */
     prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
     if (getppid() != info->manager_pid)
         raise(SIGTERM); /* blocked now: delivered once init is done */
+    coty_log_may_wait(1); /* a worker's lines wait for stderr, but not on_timeout's */
     unsetenv("NOTIFY_SOCKET");
     unsetenv("WATCHDOG_USEC");
     unsetenv("WATCHDOG_PID");
@@ -326,19 +413,23 @@ static void arm_timeout(double seconds)
 {
     struct sigevent sev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGALRM};
 
-    if (seconds <= 0 || timer_create(CLOCK_MONOTONIC, &sev, &term_timer) < 0)
+    /* 0: no timeout; past a million years: none either */
+    if (!(seconds > 0) || seconds > 3.2e13 ||
+        timer_create(CLOCK_MONOTONIC, &sev, &term_timer) < 0)
         return;
-    term_timeout.it_value.tv_sec = (time_t)seconds;
-    term_timeout.it_value.tv_nsec =
-        (long)((seconds - floor(seconds)) * 1e9);
+    to_timespec(seconds, &term_timeout.it_value);
+    if (seconds > LONG_WAIT) /* a POSIX timer takes any time_t: no piecing */
+        term_timeout.it_value.tv_sec = (time_t)seconds;
     has_timer = 1;
 }
 
 static void identify(const struct coty_worker_info *info)
 {
-    char name[128], title[160];
+    char name[64], suffix[32], title[160];
 
-    snprintf(name, sizeof name, "%s worker(%d)", info->name, info->worker_id);
+    /* a long service name is cut, the worker id stays */
+    snprintf(suffix, sizeof suffix, " worker(%d)", info->worker_id);
+    coty_log_fit(name, sizeof name, info->name, suffix);
     snprintf(title, sizeof title, "cotylua: %s", name);
     coty_log_set_procname(name);
     coty_log_set_subject(info->name, info->worker_id);
@@ -391,6 +482,7 @@ void coty_worker_main(lua_State *L, const struct coty_worker_info *info, int sta
     start = lua_absindex(L, start);
     reset_process(info);
     identify(info);
+    coty_identity_become(info->identity);
     arm_timeout(info->graceful_timeout);
     phase = P_INIT;
     sigemptyset(&none);

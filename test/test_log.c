@@ -89,6 +89,24 @@ static void safe_and_long(void)
     out = capture(write_long);
     CHECK(strlen(out) <= 4096 && out[strlen(out) - 1] == '\n');
     CHECK(strstr(out, "xxxx") != NULL);
+    /* a cut line says so: it ends with an ellipsis */
+    CHECK(strlen(out) == 4096 && strcmp(out + 4092, "\xe2\x80\xa6\n") == 0);
+}
+
+static void fit(void)
+{
+    char out[32];
+#define E "\xc3\xa9" /* é, two bytes */
+    const char *cafe = "caf" E "caf" E "caf" E "caf" E "caf" E;
+
+    coty_log_fit(out, sizeof out, "web", " worker(3)");
+    CHECK(strcmp(out, "web worker(3)") == 0);
+    coty_log_fit(out, sizeof out, "a-very-long-service-name-indeed", " worker(3)");
+    CHECK(strcmp(out, "a-very-long-servic" "\xe2\x80\xa6" " worker(3)") == 0);
+    /* no UTF-8 character is split */
+    coty_log_fit(out, sizeof out, cafe, " worker(12345)"); /* 14 bytes for the name: é's 2nd */
+    CHECK(strcmp(out, "caf" E "caf" E "caf" "\xe2\x80\xa6" " worker(12345)") == 0);
+#undef E
 }
 
 int main(void)
@@ -98,5 +116,6 @@ int main(void)
     line_format();
     levels();
     safe_and_long();
+    fit();
     return unit_done("test_log");
 }

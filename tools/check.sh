@@ -56,6 +56,7 @@ specs "build-asan (AddressSanitizer, UndefinedBehaviorSanitizer)" \
     COTYLUA_BIN="$PWD/build-asan/bin/cotylua" \
     COTYLUA_LUA_CPATH="$PWD/build-asan/lib/?.so;;" \
     COTYLUA_SPEC_PRELOAD="$(${CC:-cc} -print-file-name=libasan.so)" \
+    COTYLUA_SPEC_SLOW=3 \
     ASAN_OPTIONS="log_path=$logs/asan:detect_leaks=1" \
     UBSAN_OPTIONS="log_path=$logs/ubsan:print_stacktrace=1:halt_on_error=1"
 if [ -n "$(ls "$logs")" ]; then

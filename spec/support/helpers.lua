@@ -99,11 +99,17 @@ end
 -- waiting
 ---------------------------------------------------------------------------
 
+-- Every wait's limit is multiplied by COTYLUA_SPEC_SLOW (default 1):
+-- tools/check.sh sets it for the sanitizer build, whose processes start
+-- and exit several times more slowly. A limit is a cap on waiting for
+-- what must happen, never a bound on how fast it happens.
+H.slow = tonumber(os.getenv("COTYLUA_SPEC_SLOW")) or 1
+
 -- Poll pred() every 5 ms until it returns a truthy value (all of its
 -- results are returned) or `timeout` seconds (default 5) pass, in which
 -- case an error "timed out after Ns waiting for: WHAT" is raised.
 function H.wait_until(pred, timeout, what)
-  timeout = timeout or 5
+  timeout = (timeout or 5) * H.slow
   local deadline = proc.now() + timeout
   while true do
     local r = table.pack(pred())
@@ -261,7 +267,7 @@ end
 -- Returns nil, "timeout" if the process is still running after timeout.
 function Handle:wait(timeout)
   if self.status then return self.status end
-  local st, err, errno = proc.wait(self.pid, timeout)
+  local st, err, errno = proc.wait(self.pid, timeout and timeout * H.slow)
   if st then self.status = st end
   return st, err, errno
 end
@@ -310,7 +316,7 @@ end
 -- the captures or, with no captures, the line.  `after` skips the first
 -- `after` lines (e.g. p:wait_event(pat, 5, #p:events()) for a new event).
 function Handle:wait_event(pattern, timeout, after)
-  timeout = timeout or 5
+  timeout = (timeout or 5) * H.slow
   local deadline = proc.now() + timeout
   while true do
     local r = table.pack(match_event(self:events(), pattern, after))

@@ -638,6 +638,25 @@ static int l_setsid(lua_State *L)
     return 1;
 }
 
+/* proc.setuid(uid) -> true, or nil, message, errno: a worker that has
+ * dropped root shows that it cannot take it back. */
+static int l_setuid(lua_State *L)
+{
+    lua_Integer uid = luaL_checkinteger(L, 1);
+
+    if (setuid((uid_t)uid) < 0)
+        return fail_errno(L, "setuid", errno);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* proc.geteuid() -> the effective uid (specs that need root ask) */
+static int l_geteuid(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)geteuid());
+    return 1;
+}
+
 /* proc.sigblock_all(): blocks every signal that can be blocked. */
 static int l_sigblock_all(lua_State *L)
 {
@@ -924,6 +943,8 @@ static const luaL_Reg proc_funcs[] = {
     { "getpgid", l_getpgid },
     { "setsid", l_setsid },
     { "sigblock_all", l_sigblock_all },
+    { "setuid", l_setuid },
+    { "geteuid", l_geteuid },
     { "pids", l_pids },
     { "listdir", l_listdir },
     { "readlink", l_readlink },
