@@ -45,7 +45,7 @@ WARN = -Wall -Wextra -Wshadow -Wundef -Wwrite-strings -Wredundant-decls \
 ALL_CFLAGS = -std=c99 -fPIC $(WARN) $(CFLAGS) $(LUA_CFLAGS) $(SD_CFLAGS) $(EXTRA_CFLAGS)
 
 B ?= build
-ENGINE = log sdlib journal loop restart proctitle notify sockets manager mgr_run mgr_sockets readiness worker identity lcall lcotylua
+ENGINE = log fdscan sdlib journal loop restart proctitle notify sockets manager mgr_run mgr_sockets readiness selfpipe worker identity lcall lcotylua
 ENGINE_OBJS = $(ENGINE:%=$(B)/obj/%.o)
 BIN = $(B)/bin/cotylua
 MOD = $(B)/lib/cotylua/core.so
@@ -63,18 +63,26 @@ $(B)/obj/embedded.c: lua/cotylua.lua tools/embed.lua
 	@mkdir -p $(@D)
 	$(LUA) tools/embed.lua lua/cotylua.lua coty_embedded_lua > $@
 
-$(B)/obj/embedded.o: $(B)/obj/embedded.c
+$(B)/obj/embedded_loop.c: lua/cotylua/loop.lua tools/embed.lua
+	@mkdir -p $(@D)
+	$(LUA) tools/embed.lua lua/cotylua/loop.lua coty_embedded_loop > $@
+
+$(B)/obj/embedded%.o: $(B)/obj/embedded%.c
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(BIN): $(ENGINE_OBJS) $(B)/obj/main.o $(B)/obj/embedded.o
+# Symbols bound at load time, in the manager, rather than on first use in
+# each worker (a lazy binding writes to the GOT: a page copied per worker).
+BIND_NOW = -Wl,-z,now
+
+$(BIN): $(ENGINE_OBJS) $(B)/obj/main.o $(B)/obj/embedded.o $(B)/obj/embedded_loop.o
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) $(LDFLAGS) -o $@ $^ $(LUA_LIBS) $(DL_LIBS) -lm
+	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) $(LDFLAGS) $(BIND_NOW) -o $@ $^ $(LUA_LIBS) $(DL_LIBS) -lm
 
 # -z nodelete: the module holds process-wide state (titles, environ,
 # the manager), so lua_close must not unmap it.
 $(MOD): $(ENGINE_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(LIBFLAG) $(CFLAGS) $(EXTRA_CFLAGS) $(LDFLAGS) -Wl,-z,nodelete -o $@ $^ $(DL_LIBS) -lm
+	$(CC) $(LIBFLAG) $(CFLAGS) $(EXTRA_CFLAGS) $(LDFLAGS) $(BIND_NOW) -Wl,-z,nodelete -o $@ $^ $(DL_LIBS) -lm
 
 $(SPEC_HELPER): spec/support/proc.c
 	@mkdir -p $(@D)
@@ -115,15 +123,18 @@ install: $(BIN) $(MOD)
 	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/cotylua
 	install -m 755 $(MOD) $(DESTDIR)$(LIBDIR)/cotylua/core.so
 	install -m 644 lua/cotylua.lua $(DESTDIR)$(LUADIR)/cotylua.lua
+	install -d $(DESTDIR)$(LUADIR)/cotylua
+	install -m 644 lua/cotylua/loop.lua $(DESTDIR)$(LUADIR)/cotylua/loop.lua
 	install -m 644 doc/cotylua.1 $(DESTDIR)$(MANDIR)/man1/cotylua.1
 	install -m 644 $(EXAMPLES) $(DESTDIR)$(SHAREDIR)/cotylua/examples
 	install -m 644 $(UNITS) $(DESTDIR)$(SHAREDIR)/cotylua/examples/systemd
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/cotylua $(DESTDIR)$(LIBDIR)/cotylua/core.so \
-	    $(DESTDIR)$(LUADIR)/cotylua.lua $(DESTDIR)$(MANDIR)/man1/cotylua.1
+	    $(DESTDIR)$(LUADIR)/cotylua.lua $(DESTDIR)$(LUADIR)/cotylua/loop.lua \
+	    $(DESTDIR)$(MANDIR)/man1/cotylua.1
 	rm -rf $(DESTDIR)$(SHAREDIR)/cotylua
-	-rmdir $(DESTDIR)$(LIBDIR)/cotylua 2>/dev/null
+	-rmdir $(DESTDIR)$(LIBDIR)/cotylua $(DESTDIR)$(LUADIR)/cotylua 2>/dev/null
 
 clean:
 	rm -rf build build-asan
@@ -135,8 +146,24 @@ deps:
 # cotylua against Python's cotyledon, side by side (bench/README.md):
 # prints the table and writes bench/RESULTS.md; QUICK=1 is the short run
 # that CI does (small N, one repeat, results in build/bench/).
-.PHONY: bench
+# The floor it is also measured against: a minimal C manager with a Lua
+# state (bench/floor.c), built for the benchmark only.
+FLOOR = $(B)/bench/floor
+
+.PHONY: bench bench-floor
+bench-floor: $(FLOOR)
+
+$(FLOOR): bench/floor.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LUA_LIBS) -lm
+
 bench:
 	sh tools/deps.sh bench
-	$(MAKE) all
+	$(MAKE) all bench-floor
 	$(LUA) bench/bench.lua $(if $(QUICK),--quick)
+
+# Requests per second of the lua-http and luv examples under cotylua
+# against the same server alone (bench/http.lua; writes build/bench/HTTP.md).
+.PHONY: bench-http
+bench-http: all
+	$(LUA) bench/http.lua

@@ -1,6 +1,7 @@
 -- bench/bench.lua - cotylua and Python's cotyledon, side by side.
 --
---   lua5.4 bench/bench.lua [--quick] [--repeats N] [--only S1,S4] [--out FILE] [--keep]
+--   lua5.4 bench/bench.lua [--quick] [--repeats N] [--only S1,S4] [--managers cotylua,floor]
+--                          [--out FILE] [--keep]
 --
 -- Starts each manager on the equivalent apps of bench/apps/, drives it with
 -- signals and prints one table: a row per figure, cotylua's figure, the
@@ -38,6 +39,7 @@ local START = proc.now()
 local LOAD_START             -- /proc/loadavg when the run began
 local ROOT = assert(proc.realpath(SCRIPT_DIR .. "/.."))
 local BIN = ROOT .. "/build/bin/cotylua"
+local FLOOR = ROOT .. "/build/bench/floor"
 local APPS = ROOT .. "/bench/apps"
 local PYTHON = "/usr/bin/python3"     -- Debian's, where python3-cotyledon lives
 
@@ -50,7 +52,8 @@ local MODES = {
     repeats = 5,
     s1_ns = { 1, 100, 1000 },
     s1plus = 10000,          -- S1+ workers, under a soft fd limit of 1024
-    s1plus_cap = 60,         -- seconds before S1+ is called failed
+    s1plus_cap = 240,        -- seconds before S1+ is called failed
+    s1plus_rounds = 2,       -- S1+/S4+ take minutes: in the first rounds only
     s1plus_peer_repeats = 1, -- cotyledon fails S1+; once is enough
     n = 100,                 -- workers in S2, S4, S5
     s3_kills = 10,
@@ -84,19 +87,22 @@ local function parse_args(argv)
     elseif a == "--repeats" then i = i + 1; opts.repeats = math.tointeger(tonumber(argv[i]))
     elseif a == "--only" then i = i + 1; opts.only = {}
       for id in (argv[i] or ""):gmatch("[^,]+") do opts.only[id:upper()] = true end
+    elseif a == "--managers" then i = i + 1; opts.managers = {}
+      for name in (argv[i] or ""):gmatch("[^,]+") do opts.managers[name] = true end
     elseif a == "--out" then i = i + 1; opts.out = argv[i]
     elseif a == "--keep" then opts.keep = true
     else
-      io.stderr:write("usage: lua5.4 bench/bench.lua [--quick] [--repeats N] [--only S1,S4] [--out FILE] [--keep]\n")
+      io.stderr:write("usage: lua5.4 bench/bench.lua [--quick] [--repeats N] [--only S1,S4] "
+                      .. "[--managers cotylua,floor] [--out FILE] [--keep]\n")
       os.exit(2)
     end
     i = i + 1
   end
   local cfg = {}
   for k, v in pairs(MODES[opts.mode]) do cfg[k] = v end
-  cfg.mode, cfg.only, cfg.keep = opts.mode, opts.only, opts.keep
+  cfg.mode, cfg.only, cfg.keep, cfg.managers = opts.mode, opts.only, opts.keep, opts.managers
   cfg.repeats = opts.repeats or cfg.repeats
-  local partial = opts.mode == "quick" or opts.only or opts.repeats
+  local partial = opts.mode == "quick" or opts.only or opts.repeats or opts.managers
   cfg.out = opts.out or (partial and ROOT .. "/build/bench/RESULTS.md" or ROOT .. "/bench/RESULTS.md")
   return cfg
 end
@@ -238,6 +244,8 @@ end
 local MANAGERS = {
   { name = "cotylua",
     argv = function(kind, n) return { BIN, APPS .. "/services.lua", kind, tostring(n) } end },
+  { name = "floor",
+    argv = function(kind, n) return { FLOOR, APPS .. "/floor.lua", kind, tostring(n) } end },
   { name = "cotyledon",
     argv = function(kind, n) return { PYTHON, APPS .. "/services.py", kind, tostring(n) } end },
 }
@@ -416,6 +424,14 @@ local function s1_once(key, mgr, n, opts)
   local t, why = run:wait_workers(n, opts and opts.cap, STALL)
   if t then
     sample(key, mgr, t - run.t0)
+    if opts and opts.stop_key then
+      proc.sleep(SETTLE)
+      local t0 = proc.now()
+      run:kill("TERM")
+      local t1 = run:wait_eof(opts.cap)
+      if t1 then sample(opts.stop_key, mgr, t1 - t0)
+      else failed(opts.stop_key, mgr, ("still running %g s after SIGTERM"):format(opts.cap)) end
+    end
   else
     failed(key, mgr, ("%s at %d of %d workers"):format(why, run.count.run or 0, n))
     local err = run:last_error()
@@ -433,11 +449,14 @@ local function S1(mgr, cfg)
   end
 end
 
--- S1+: the same with 10,000 workers under a soft fd limit of 1024.
+-- S1+: the same with 10,000 workers under a soft fd limit of 1024, then
+-- SIGTERM until all have exited (S4+). Cotyledon, which stalls, runs in
+-- the first rounds only.
 local function S1plus(mgr, cfg)
-  local repeats = mgr.name == "cotylua" and cfg.repeats or cfg.s1plus_peer_repeats
-  for _ = 1, repeats do
-    if not s1_once("S1plus", mgr, cfg.s1plus, { fd_limit = 1024, cap = cfg.s1plus_cap }) then break end
+  if cfg.round > cfg.s1plus_rounds then return end
+  if mgr.name == "cotyledon" and cfg.round > cfg.s1plus_peer_repeats then return end
+  for _ = 1, cfg.repeats do
+    if not s1_once("S1plus", mgr, cfg.s1plus, { fd_limit = 1024, cap = cfg.s1plus_cap, stop_key = "S4plus" }) then break end
   end
 end
 
@@ -526,6 +545,7 @@ local function group_tasks(run)
 end
 
 local function S6(mgr, cfg)
+  if cfg.round > cfg.s6_rounds then return end
   local run = start(mgr, "idle", S6_WORKERS)
   if not run:wait_workers(S6_WORKERS) then failed("S6_ctx", mgr, "workers did not start"); run:stop(); return end
   proc.sleep(1)
@@ -622,19 +642,21 @@ local function rows(cfg)
   local s1_targets = { [1] = 3 * MS, [100] = 30 * MS, [1000] = 0.4 }
   for _, n in ipairs(cfg.s1_ns) do
     list[#list + 1] = { key = "S1_" .. n, id = "S1", what = ("exec until %d worker%s in run"):format(n, n == 1 and " is" or "s are"),
-                        unit = "time", target = s1_targets[n] }
+                        unit = "time", target = s1_targets[n], floor = n >= 100 and 1.10 or nil }
   end
   if cfg.s1plus then
     list[#list + 1] = { key = "S1plus", id = "S1+", what = ("exec until %d workers are in run, fd soft limit 1024"):format(cfg.s1plus),
-                        unit = "time", target = 5 }
+                        unit = "time", target = 5, floor = 1.15 }
+    list[#list + 1] = { key = "S4plus", id = "S4+", what = ("SIGTERM until all %d workers and the manager exited"):format(cfg.s1plus),
+                        unit = "time", floor = 1.15 }
   end
   local n = cfg.n
   local more = {
-    { key = "S2_uss", id = "S2", what = "USS of an idle worker", unit = "bytes", target = 256 * KIB },
-    { key = "S2_pss", id = "S2", what = ("total PSS, %d workers"):format(n), unit = "bytes", target = n == 100 and 30 * MIB or nil },
-    { key = "S3", id = "S3", what = "SIGKILL a worker until its replacement is in run", unit = "time", target = 1 * MS },
-    { key = "S4", id = "S4", what = ("SIGTERM until all %d workers and the manager exited"):format(n), unit = "time", target = 20 * MS },
-    { key = "S5", id = "S5", what = ("SIGHUP until all %d workers ran reload"):format(n), unit = "time", target = 5 * MS },
+    { key = "S2_uss", id = "S2", what = "USS of an idle worker", unit = "bytes", target = 256 * KIB, floor = 1.10 },
+    { key = "S2_pss", id = "S2", what = ("total PSS, %d workers"):format(n), unit = "bytes", target = n == 100 and 30 * MIB or nil, floor = 1.10 },
+    { key = "S3", id = "S3", what = "SIGKILL a worker until its replacement is in run", unit = "time", target = 1 * MS, floor = 1.10 },
+    { key = "S4", id = "S4", what = ("SIGTERM until all %d workers and the manager exited"):format(n), unit = "time", target = 20 * MS, floor = 1.10 },
+    { key = "S5", id = "S5", what = ("SIGHUP until all %d workers ran reload"):format(n), unit = "time", target = 5 * MS, floor = 1.25 },
     { key = "S6_ctx", id = "S6", what = ("context switches, manager + %d idle workers, %g s"):format(S6_WORKERS, cfg.s6_window), unit = "count", target = 0 },
     { key = "S6_cpu", id = "S6", what = ("CPU time, manager + %d idle workers, %g s"):format(S6_WORKERS, cfg.s6_window), unit = "time", target = 0 },
     { key = "S7", id = "S7", what = "SIGTERM during restart backoff until the manager exited", unit = "time", target = 50 * MS },
@@ -673,6 +695,19 @@ local function ratio(a, b)
   return ("%.2f×"):format(r)
 end
 
+-- cotylua's median over the floor's (below 1, cotylua is faster), the
+-- floor target ("≤ 1.1×") and whether cotylua met it.
+local function floor_ratio(row, a, fl)
+  local ma, mf = stats(a), stats(fl)
+  local target = row.floor and ("≤ %.2f×"):format(row.floor) or "–"
+  if not ma or not mf then return "–", target, row.floor and (a or fl) and "missed (failed)" or "–" end
+  if ma == 0 and mf == 0 then return "=", target, row.floor and "met" or "–" end
+  if mf == 0 then return "∞", target, row.floor and "**missed**" or "–" end
+  local r = ma / mf
+  local met = not row.floor and "–" or (r <= row.floor and "met" or "**missed**")
+  return ("%.2f×"):format(r), target, met
+end
+
 local function verdict(row, f)
   if row.target == nil then return "–", "–" end
   local target = "≤ " .. fmt_target(row.unit, row.target)
@@ -684,16 +719,18 @@ end
 
 local function table_lines(cfg)
   local lines = {
-    "| id | figure | cotylua | cotyledon | ratio | target | cotylua |",
-    "| --- | --- | --- | --- | --- | --- | --- |",
+    "| id | figure | cotylua | floor | cotyledon | cotylua ÷ floor | target | met | cotyledon ÷ cotylua | target | met |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
   }
   for _, row in ipairs(rows(cfg)) do
     local res = RESULTS[row.key]
     if res then
-      local a, b = res.cotylua, res.cotyledon
+      local a, fl, b = res.cotylua, res.floor, res.cotyledon
       local target, met = verdict(row, a)
-      lines[#lines + 1] = ("| %s | %s | %s | %s | %s | %s | %s |"):format(
-        row.id, row.what, cell(row, a), cell(row, b), ratio(a, b), target, met)
+      local fr, ftarget, fmet = floor_ratio(row, a, fl)
+      lines[#lines + 1] = ("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |"):format(
+        row.id, row.what, cell(row, a), cell(row, fl), cell(row, b), fr, ftarget, fmet,
+        ratio(a, b), target, met)
     end
   end
   return lines
@@ -716,8 +753,17 @@ end
 -- the machine, and RESULTS.md
 ---------------------------------------------------------------------------
 
+local LOAD1 = {}             -- the 1-minute load average before each scenario
+
 local function loadavg()
-  return ((read_file("/proc/loadavg") or "?"):match("^(%S+ %S+ %S+)")) or "?"
+  local l = ((read_file("/proc/loadavg") or "?"):match("^(%S+ %S+ %S+)")) or "?"
+  LOAD1[#LOAD1 + 1] = tonumber(l:match("^%S+"))
+  return l
+end
+
+local function load_range()
+  local lo, hi = minmax(LOAD1)
+  return ("%.2f – %.2f (median %.2f)"):format(lo, hi, median(LOAD1))
 end
 
 local function machine()
@@ -732,6 +778,7 @@ local function machine()
     { "system", "Debian " .. ((read_file("/etc/debian_version") or "?"):gsub("%s+$", "")) },
     { "fd soft limit", shell_out("ulimit -Sn") },
     { "load average", ("%s at the start, %s at the end"):format(LOAD_START, loadavg()) },
+    { "1-min load, per scenario", load_range() },
     { "cotylua", shell_out(BIN .. " --version") .. " (" .. shell_out("cd " .. ROOT .. " && git describe --always --dirty") .. ")" },
     { "cotyledon", "python3-cotyledon " .. shell_out("dpkg-query -W -f='${Version}' python3-cotyledon")
                    .. ", " .. shell_out(PYTHON .. " --version") },
@@ -753,7 +800,8 @@ local function write_results(cfg, info, took, errors)
   for _, kv in ipairs(info) do add(("| %s | %s |"):format(kv[1], kv[2])) end
   add("")
   add("Each cell is the median, then (min – max), over the repeats (S3: over the kills; "
-      .. "S6: over the windows). Ratio = cotyledon / cotylua: above 1, cotylua is faster or smaller.")
+      .. "S6: over the windows). cotylua ÷ floor: cotylua's median over the floor's (bench/floor.c), "
+      .. "above 1, cotylua is slower or bigger. cotyledon ÷ cotylua: above 1, cotylua is faster or smaller.")
   add("")
   for _, l in ipairs(table_lines(cfg)) do add(l) end
   local notes = notes_lines(cfg)
@@ -797,8 +845,8 @@ local function interrupted(err)
 end
 
 -- Runs one scenario for one manager; any error kills what it started.
-local function run_scenario(sc, mgr, cfg, errors)
-  log("%s %s", sc.id, mgr.name)
+local function run_scenario(sc, mgr, cfg, errors, round)
+  log("round %d: %s %s (load %s)", round, sc.id, mgr.name, loadavg())
   local ok, err = xpcall(sc.fn, debug.traceback, mgr, cfg)
   local stopped, serr = pcall(stop_all)
   if not ok then
@@ -809,10 +857,12 @@ local function run_scenario(sc, mgr, cfg, errors)
   if not stopped then errors[#errors + 1] = ("%s %s: %s"):format(sc.id, mgr.name, serr) end
 end
 
-local function check_prerequisites()
+local function check_prerequisites(cfg)
   local missing = {}
   if not io.open(BIN) then missing[#missing + 1] = BIN .. " (run make)" end
-  if os.execute(PYTHON .. " -c 'import cotyledon' 2>/dev/null") ~= true then
+  if not io.open(FLOOR) then missing[#missing + 1] = FLOOR .. " (run make bench-floor)" end
+  if (not cfg.managers or cfg.managers.cotyledon)
+     and os.execute(PYTHON .. " -c 'import cotyledon' 2>/dev/null") ~= true then
     missing[#missing + 1] = "python3-cotyledon (apt-get install -y python3-cotyledon)"
   end
   if #missing > 0 then
@@ -831,11 +881,28 @@ local function leftovers()
   return left
 end
 
+-- The configuration of one round: one repeat of everything.
+local function round_cfg(cfg, round)
+  local rc = {}
+  for k, v in pairs(cfg) do rc[k] = v end
+  rc.round, rc.repeats = round, 1
+  rc.s3_kills = math.max(1, math.ceil(cfg.s3_kills / cfg.repeats))
+  rc.s6_rounds, rc.s6_windows = cfg.s6_windows, 1
+  return rc
+end
+
+-- Rounds of one repeat each, the managers in turn within a scenario, so
+-- that a change in the machine's load shows in all of them alike.
 local function run_all(cfg, errors)
-  for _, sc in ipairs(SCENARIOS) do
-    local wanted = (not cfg.only or cfg.only[sc.id]) and not (sc.full_only and cfg.mode == "quick")
-    if wanted then
-      for _, mgr in ipairs(MANAGERS) do run_scenario(sc, mgr, cfg, errors) end
+  for round = 1, cfg.repeats do
+    local rc = round_cfg(cfg, round)
+    for _, sc in ipairs(SCENARIOS) do
+      local wanted = (not cfg.only or cfg.only[sc.id]) and not (sc.full_only and cfg.mode == "quick")
+      if wanted then
+        for _, mgr in ipairs(MANAGERS) do
+          if not cfg.managers or cfg.managers[mgr.name] then run_scenario(sc, mgr, rc, errors, round) end
+        end
+      end
     end
   end
 end
@@ -855,7 +922,7 @@ end
 
 local function main()
   local cfg = parse_args(arg)
-  check_prerequisites()
+  check_prerequisites(cfg)
   LOAD_START = loadavg()
   local load1 = tonumber(LOAD_START:match("^%S+")) or 0
   if load1 > 1 then log("warning: load average %s before the run: figures will be noisy", LOAD_START) end

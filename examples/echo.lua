@@ -32,9 +32,10 @@ local Echo = {
   graceful_shutdown_timeout = 5,
 }
 
--- A luasocket server object on the inherited listening fd. Accepting is
--- non-blocking: a worker waits with cotylua.wait, where terminate and
--- reload are delivered, and another worker may have taken the connection.
+-- A luasocket server object on the inherited listening fd. The manager
+-- made the socket non-blocking: a worker waits with cotylua.wait, where
+-- terminate and reload are delivered, then accepts; when another worker
+-- won the race for the connection, accept returns nil, "timeout" at once.
 local function server_on(fd)
   local server = assert(socket.tcp())
   server:close() -- drop the fresh socket; adopt the inherited one

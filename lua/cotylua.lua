@@ -20,6 +20,8 @@ local format, mtype, unpack = string.format, math.type, table.unpack
 M.sleep = core.sleep
 M.wait = core.wait
 M.stopping = core.stopping
+M.signal_fd = core.signal_fd
+M.dispatch = core.dispatch
 M.now = core.now
 M.getpid = core.getpid
 
@@ -388,6 +390,8 @@ local MANAGER_OPTIONS = {
 local OPTIONS = {
   name = { kind = "name" },
   args = { kind = "args", opts_only = true },
+  -- the worker's own business: told to the engine in the worker (new_instance)
+  drain_on_stop = { kind = "boolean", default = false },
 }
 for key, row in pairs(core.options()) do
   OPTIONS[key] = { kind = row.kind, default = row.default, engine = true, opts_only = key == "workers" }
@@ -691,6 +695,7 @@ local function new_instance(self, sid, wid)
   local s = self.services[sid]
   local instance = setmetatable({ worker_id = wid, service_id = sid, name = s.name, sockets = core.sockets() },
     { __index = s.service })
+  core.drain_on_stop(s.drain_on_stop)
   if s.service.init then
     s.service.init(instance, unpack(s.args, 1, s.nargs))
   end
@@ -773,6 +778,7 @@ function Manager:run()
     error("manager:run() was already called", 2)
   end
   self.ran = true
+  core.warn_shared_fds() -- an event loop made while the file loaded
   if core.check_mode() then
     self:describe()
     return

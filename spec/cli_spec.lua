@@ -201,9 +201,13 @@ describe("man page", function()
     local dir = H.tmpdir()
     local help = H.start{ dir = dir, argv = { H.bin, "--help" } }
     assert.are.same({ code = 0 }, help:wait(30)) -- LeakSanitizer's exit check is slow when busy
-    local text = H.read(page)
-    for opt in help:stdout():gmatch("%-%-[%a-]+") do
-      assert.truthy(text:find(opt:gsub("%-", "\\-"), 1, true), opt .. " missing from the man page")
+    local text, readme = H.read(page), H.read(H.root .. "/README.md")
+    for opt in help:stdout():gmatch("%-%-?[%a-]+") do
+      if opt:sub(2, 2) == "-" or #opt == 2 then -- --long, -h, -v
+        assert.truthy(text:find(opt:gsub("%-", "\\-"), 1, true), opt .. " missing from the man page")
+        local quoted = opt:gsub("%-", "%%-")
+        assert.truthy(readme:find("[%s`]" .. quoted .. "[%s`,.;]"), opt .. " missing from README.md")
+      end
     end
     assert.is_true(select(2, help:stdout():gsub("\n", "")) <= 24, "--help fits one screen")
   end)

@@ -1,7 +1,8 @@
 -- The runnable examples in examples/, run for real with the cotylua
 -- binary: every file passes --check, and services.lua, periodic.lua,
 -- partition.lua and pipeline.lua do what their header says.
--- (examples/echo.lua is exercised by sockets_spec.lua.)
+-- (examples/echo.lua is exercised by sockets_spec.lua and echo_stop_spec.lua,
+-- examples/http_*.lua by http_*_spec.lua.)
 local H = require("helpers")
 local proc = H.proc
 
@@ -14,6 +15,10 @@ local SERVICES = {
   ["periodic.lua"] = { "periodic" },
   ["partition.lua"] = { "partition" },
   ["pipeline.lua"] = { "consumer", "producer" },
+  ["http_lua_http.lua"] = { "http" },
+  ["http_luv.lua"] = { "http" },
+  ["http_copas.lua"] = { "http" },
+  ["http_socket.lua"] = { "http" },
 }
 
 local lines_of, keys = H.lines_of, H.keys

@@ -57,7 +57,8 @@ describe("install", function()
     assert.are.same({ code = 0 }, st, out)
     local files = table.concat(files_under(dest), "\n")
     for _, want in ipairs({ "/opt/coty/bin/cotylua", "/opt/coty/lib/lua/5.4/cotylua/core.so",
-      "/opt/coty/share/lua/5.4/cotylua.lua", "/opt/coty/share/man/man1/cotylua.1",
+      "/opt/coty/share/lua/5.4/cotylua.lua", "/opt/coty/share/lua/5.4/cotylua/loop.lua",
+      "/opt/coty/share/man/man1/cotylua.1",
       "/opt/coty/share/cotylua/examples/echo.lua",
       "/opt/coty/share/cotylua/examples/systemd/cotylua-echo.service" }) do
       assert.truthy(files:find(want, 1, true), want .. " not installed:\n" .. files)
@@ -65,7 +66,7 @@ describe("install", function()
     local root = dest .. "/opt/coty"
     exercise(root .. "/bin/cotylua", {})
     local env = { "LUA_PATH=" .. root .. "/share/lua/5.4/?.lua", "LUA_CPATH=" .. root .. "/lib/lua/5.4/?.so" }
-    st, out = run(nil, { "lua5.4", "-e", "print(require('cotylua')._VERSION)" }, env)
+    st, out = run(nil, { "lua5.4", "-e", "assert(require('cotylua.loop').luv) print(require('cotylua')._VERSION)" }, env)
     assert.are.same({ code = 0 }, st, out)
     assert.matches("^cotylua %d", out)
     st, out = run(nil, { "make", "-s", "-C", H.root, "uninstall", "DESTDIR=" .. dest, "PREFIX=/opt/coty" })

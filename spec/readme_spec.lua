@@ -30,7 +30,14 @@ local function lua_blocks(text)
 end
 
 describe("README.md", function()
-  local blocks = lua_blocks(H.read(H.root .. "/README.md"))
+  local readme = H.read(H.root .. "/README.md")
+  local blocks = lua_blocks(readme)
+
+  it("shows the Dockerfile as it is", function()
+    local shown = readme:match("```dockerfile\n(.-)```")
+    local file = H.read(H.root .. "/Dockerfile"):gsub("#[^\n]*\n", ""):gsub("^\n+", "")
+    assert.are.equal(file, shown)
+  end)
 
   it("has Lua blocks to check", function()
     assert.is_true(#blocks >= 3, "found " .. #blocks) -- the quickstart, a services file, every function

@@ -201,7 +201,8 @@ return m
         assert(rerr ~= "timeout", "a connection was left hanging")
         if line == "hi" then served = served + 1 else refused = refused + 1 end -- reset: refused
       else
-        assert.matches("refused", err)
+        -- refused, or reset by the slot's socket closing as it connected
+        assert.is_truthy(err == "closed" or err:find("refused"), err)
         refused = refused + 1
       end
     end

@@ -33,6 +33,7 @@
 #include <lua.h>
 
 #include "cotylua.h"
+#include "fdscan.h"
 #include "lcall.h"
 #include "log.h"
 #include "loop.h"
@@ -419,6 +420,10 @@ static int l_run(lua_State *L)
     worker_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     luaL_unref(L, LUA_REGISTRYINDEX, handlers_ref);
     handlers_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    /* A full cycle before the first fork: the workers inherit no garbage
+     * and a GC debt far from the next step, so that their first
+     * allocations do not walk (and copy) the heap they share. */
+    lua_gc(L, LUA_GCCOLLECT);
     status = coty_mgr_run(&ops, L);
     if (status < 0)
         return luaL_error(L, "cannot run the manager: %s", strerror(errno));
@@ -439,6 +444,13 @@ static int l_shutdown(lua_State *L)
 static int l_in_worker(lua_State *L)
 {
     lua_pushboolean(L, in_worker);
+    return 1;
+}
+
+/* Warns about the loop fds that loading the services file left open. */
+static int l_warn_shared_fds(lua_State *L)
+{
+    lua_pushinteger(L, coty_fds_warn_shared());
     return 1;
 }
 
@@ -583,6 +595,30 @@ static int l_stopping(lua_State *L)
 {
     lua_pushboolean(L, coty_worker_stopping());
     return 1;
+}
+
+static int l_drain_on_stop(lua_State *L)
+{
+    coty_worker_set_drain(lua_toboolean(L, 1));
+    return 0;
+}
+
+static int l_signal_fd(lua_State *L)
+{
+    int fd = coty_worker_signal_fd();
+
+    if (fd < 0)
+        return luaL_error(L, "cotylua.signal_fd: %s",
+                          errno == EPERM ? "only a worker has one (call it in init or run)"
+                                         : strerror(errno));
+    lua_pushinteger(L, fd);
+    return 1;
+}
+
+static int l_dispatch(lua_State *L)
+{
+    coty_worker_dispatch(L);
+    return 0;
 }
 
 static int l_now(lua_State *L)
@@ -765,9 +801,13 @@ static const luaL_Reg funcs[] = {
     {"shutdown", l_shutdown},
     {"check_mode", l_check_mode},
     {"in_worker", l_in_worker},
+    {"warn_shared_fds", l_warn_shared_fds},
     {"sleep", l_sleep},
     {"wait", l_wait},
     {"stopping", l_stopping},
+    {"signal_fd", l_signal_fd},
+    {"drain_on_stop", l_drain_on_stop},
+    {"dispatch", l_dispatch},
     {"now", l_now},
     {"getpid", l_getpid},
     {"sockets", l_sockets},

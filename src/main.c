@@ -26,6 +26,8 @@
 
 extern const char coty_embedded_lua[];
 extern const unsigned long coty_embedded_lua_len;
+extern const char coty_embedded_loop[];
+extern const unsigned long coty_embedded_loop_len;
 
 struct options {
     int check;
@@ -111,6 +113,14 @@ static int load_embedded(lua_State *L)
     return 1;
 }
 
+static int load_embedded_loop(lua_State *L)
+{
+    if (luaL_loadbuffer(L, coty_embedded_loop, coty_embedded_loop_len, "=cotylua/loop.lua"))
+        return lua_error(L);
+    lua_call(L, 0, 1);
+    return 1;
+}
+
 static void preload(lua_State *L)
 {
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
@@ -118,6 +128,8 @@ static void preload(lua_State *L)
     lua_setfield(L, -2, "cotylua.core");
     lua_pushcfunction(L, load_embedded);
     lua_setfield(L, -2, "cotylua");
+    lua_pushcfunction(L, load_embedded_loop);
+    lua_setfield(L, -2, "cotylua.loop");
     lua_pop(L, 1);
 }
 

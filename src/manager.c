@@ -3,13 +3,15 @@
  * reconfigure, spawn, reap, respawn and reconcile; see manager.h.
  *
  * The manager's state and its transitions are mgr_run.c's; this file
- * reads the state and never changes it. After each batch of events,
- * mgr_reconcile() compares what runs with what is wanted: it forks
- * missing workers (unless their slot waits out a restart delay) and stops
- * the ones above a lowered worker count. Nothing here sleeps: delays are
- * timers in the loop, so the manager answers signals at once even while
- * it throttles a crash loop; and forks go in short batches, one per loop
- * turn, so a start of thousands of workers does not hold signals up.
+ * reads the state and never changes it. After a batch of events that
+ * changed something (a death, a restart delay over, a reload, a new
+ * worker count: M.pending), mgr_reconcile() compares what runs with what
+ * is wanted: it forks missing workers (unless their slot waits out a
+ * restart delay) and stops the ones above a lowered worker count. Nothing
+ * here sleeps: delays are timers in the loop, and a batch of forks is cut
+ * into slices (SPAWN_SLICE seconds, or less when a signal is pending) with
+ * a loop turn between them, so the manager answers signals at once even
+ * while it starts thousands of workers or throttles a crash loop.
  */
 #define _GNU_SOURCE
 #include "manager.h"
@@ -29,6 +31,7 @@
 
 
 #define KILL_MARGIN 1.0     /* past a worker's own graceful timeout */
+#define SPAWN_SLICE 0.05    /* forks this long at most between two loop turns */
 
 static void slot_free(struct slot *s);
 static void service_free(struct service *svc);
@@ -42,6 +45,9 @@ void mgr_services_free(void)
     free(M.svcs);
     M.svcs = NULL;
     M.nsvcs = 0;
+    free(M.pids);
+    M.pids = NULL;
+    M.npids = 0;
 }
 
 const struct coty_mgr_conf *coty_mgr_conf(void) { return &M.conf; }
@@ -94,6 +100,7 @@ int coty_mgr_add(const struct coty_service_conf *conf, char *err, size_t errlen)
     }
     svc->id = M.nsvcs + 1;
     M.svcs[M.nsvcs++] = svc;
+    M.pending = 1;
     return svc->id;
 }
 
@@ -107,7 +114,8 @@ static double worker_timeout(const struct service *svc)
 
 static void on_slot_timer(void *ud)
 {
-    (void)ud; /* mgr_reconcile() after the loop turn does the work */
+    (void)ud;
+    M.pending = 1; /* mgr_reconcile() after the loop turn does the work */
 }
 
 static void on_kill_timer(void *ud)
@@ -195,12 +203,75 @@ void mgr_each_slot(void (*fn)(struct slot *))
     }
 }
 
+/* ---- pid -> slot ---------------------------------------------------- */
+
+/* Open addressing with linear probing over a power-of-two table that is
+ * at most half full; room is made before a batch of forks (pids_reserve),
+ * so that recording a new worker never allocates. */
+static size_t pid_home(pid_t pid) { return (size_t)pid & (M.npids - 1); }
+
+static void pid_put(struct slot *s)
+{
+    size_t i = pid_home(s->pid);
+
+    while (M.pids[i])
+        i = (i + 1) & (M.npids - 1);
+    M.pids[i] = s;
+}
+
+/* Room for `n` workers. 0, or -1 on ENOMEM. */
+static int pids_reserve(int n)
+{
+    struct slot **old = M.pids;
+    size_t cap = M.npids ? M.npids : 64, oldcap = M.npids;
+
+    while (cap < 2 * (size_t)n)
+        cap *= 2;
+    if (cap == M.npids)
+        return 0;
+    if (!(M.pids = calloc(cap, sizeof *M.pids))) {
+        M.pids = old;
+        return -1;
+    }
+    M.npids = cap;
+    for (size_t i = 0; i < oldcap; i++)
+        if (old[i])
+            pid_put(old[i]);
+    free(old);
+    return 0;
+}
+
+/* Removes s (by its pid) and moves up the entries probed past it. */
+static void pid_del(struct slot *s)
+{
+    size_t i = pid_home(s->pid), mask = M.npids - 1;
+
+    while (M.pids[i] != s)
+        i = (i + 1) & mask;
+    M.pids[i] = NULL;
+    for (size_t j = (i + 1) & mask; M.pids[j]; j = (j + 1) & mask) {
+        struct slot *t = M.pids[j];
+        M.pids[j] = NULL;
+        pid_put(t);
+    }
+}
+
+/* Workers are in the table from the end of the batch of forks that
+ * started them: every lookup comes later, from the loop. */
 struct slot *mgr_slot_by_pid(pid_t pid)
 {
-    MGR_FOR_SLOTS (s, NULL)
-        if (s->pid == pid)
-            return s;
+    if (!M.npids || pid <= 0)
+        return NULL;
+    for (size_t i = pid_home(pid); M.pids[i]; i = (i + 1) & (M.npids - 1))
+        if (M.pids[i]->pid == pid)
+            return M.pids[i];
     return NULL;
+}
+
+void mgr_set_ready(struct slot *s, int ready)
+{
+    M.nready += !!ready - s->ready;
+    s->ready = !!ready;
 }
 
 /* ---- spawn, stop, reap ---------------------------------------------- */
@@ -235,6 +306,7 @@ static void child(struct slot *s)
         .nfds = s->svc->nlisteners,
         .sigpipe_ignored = M.oldpipe.sa_handler == SIG_IGN,
         .identity = &s->svc->conf.identity,
+        .caught = &M.caught,
     };
 
     own_group(0);
@@ -267,7 +339,6 @@ static void spawn(struct slot *s)
                  "failed to start");
         return;
     }
-    fflush(NULL);
     pid = fork();
     if (pid < 0) {
         coty_error("fork() failed while spawning %s worker(%d): %s",
@@ -279,13 +350,15 @@ static void spawn(struct slot *s)
     if (pid == 0)
         child(s);
     own_group(pid);
+    /* Each write here copies a page that the new worker shares: s->ready
+     * is 0 already (as the slot's last worker was reaped), and the pid
+     * table is written after the batch of forks (record_pids). */
     s->pid = pid;
     s->started = coty_now();
     s->stopping = 0;
-    s->restarting = 0;
-    s->ready = 0;
     M.live++;
-    coty_debug("started %s worker(%d) [pid %d]", s->svc->conf.name, s->wid, (int)pid);
+    if (coty_log_get_level() <= COTY_DEBUG)
+        coty_debug("started %s worker(%d) [pid %d]", s->svc->conf.name, s->wid, (int)pid);
 }
 
 void mgr_stop_worker(struct slot *s)
@@ -341,11 +414,15 @@ void mgr_reaped(struct slot *s, int status)
 
     log_death(s, status);
     coty_timer_stop(M.loop, &s->kill);
+    if (s->in_pids)
+        pid_del(s);
+    s->in_pids = 0;
     s->pid = 0;
     s->stopping = 0;
     s->restarting = 0;
-    s->ready = 0;
+    mgr_set_ready(s, 0);
     M.live--;
+    M.pending = 1;
     if (M.state == M_RUNNING)
         after_death(s, code, why, uptime);
 }
@@ -412,43 +489,79 @@ void mgr_reap_setup(void) { M.reap_all = reaps_all(); }
 
 /* ---- reconcile: what runs against what is wanted ------------------- */
 
-/* How much forking one loop turn may do before it goes back to the loop,
- * so that signals are answered while thousands of workers start. */
-#define SPAWN_BATCH 32      /* forks */
-#define SPAWN_SLICE 0.02    /* seconds */
-
-struct batch {
-    int forks;
-    double until;
-    int more;               /* stopped short: a slot still waits to start */
-};
-
-static int batch_full(struct batch *b)
+/* Every slot that may fork soon exists before the first fork, and the pid
+ * table has room for them: the manager allocates nothing between forks,
+ * so each fork leaves it fewer pages to copy on its next writes. */
+static int prepare_service(struct service *svc)
 {
-    if (b->forks >= SPAWN_BATCH || (b->forks > 0 && coty_now() >= b->until))
-        b->more = 1;
-    return b->more;
+    if (grow_slots(svc, svc->conf.workers) < 0)
+        return -1;
+    for (int w = 0; w < svc->conf.workers; w++)
+        if (!svc->slots[w] && !(svc->slots[w] = slot_new(svc, w)))
+            return -1;
+    return 0;
 }
 
-static void reconcile_service(struct service *svc, struct batch *b)
+/* The signals whose disposition a new worker must reset: asked of the
+ * kernel once per batch of forks rather than reset blindly in each worker
+ * (a Lua library loaded by a hook may have set one since). */
+static void find_caught(void)
 {
-    if (grow_slots(svc, svc->conf.workers) < 0) {
-        coty_error("out of memory while resizing %s to %d workers",
-                   svc->conf.name, svc->conf.workers);
-        return;
+    sigemptyset(&M.caught);
+    for (int sig = 1; sig < NSIG; sig++) {
+        struct sigaction sa;
+        if (sig != SIGKILL && sig != SIGSTOP && sigaction(sig, NULL, &sa) == 0 &&
+            sa.sa_handler != SIG_DFL)
+            sigaddset(&M.caught, sig);
     }
+}
+
+static int prepare(void)
+{
+    int n = M.live;
+
+    for (int i = 0; i < M.nsvcs; i++) {
+        if (prepare_service(M.svcs[i]) < 0) {
+            coty_error("out of memory while resizing %s to %d workers",
+                       M.svcs[i]->conf.name, M.svcs[i]->conf.workers);
+            return -1;
+        }
+        n += M.svcs[i]->conf.workers;
+    }
+    /* What the manager's stdio buffers hold is written once, not by each
+     * worker that inherited it. */
+    fflush(NULL);
+    find_caught();
+    return pids_reserve(n);
+}
+
+/* True when the slice of forks is over: its time is up, or a signal
+ * waits to be read (one syscall, against a fork's hundreds of
+ * microseconds). */
+static int slice_over(double until)
+{
+    sigset_t set;
+
+    if (coty_now() >= until)
+        return 1;
+    sigpending(&set);
+    return sigismember(&set, SIGTERM) == 1 || sigismember(&set, SIGINT) == 1 ||
+           sigismember(&set, SIGHUP) == 1 || sigismember(&set, SIGCHLD) == 1;
+}
+
+/* Forks and stops what svc needs, until the slice is over; 1 when it is
+ * all done. */
+static int reconcile_service(struct service *svc, double until)
+{
     for (int w = 0; w < svc->nslots; w++) {
         struct slot *s = svc->slots[w];
 
         if (w < svc->conf.workers) {
-            if (s && (s->pid || coty_timer_armed(&s->respawn)))
+            if (s->pid || coty_timer_armed(&s->respawn))
                 continue;
-            if (batch_full(b))
-                continue; /* the next turn starts it */
-            if (!s && !(s = svc->slots[w] = slot_new(svc, w)))
-                continue;
+            if (slice_over(until))
+                return 0;
             spawn(s);
-            b->forks++;
         } else if (s && s->pid && !s->stopping) {
             mgr_stop_worker(s);
         } else if (s && !s->pid) {
@@ -456,23 +569,47 @@ static void reconcile_service(struct service *svc, struct batch *b)
             svc->slots[w] = NULL;
         }
     }
+    return 1;
 }
 
-int mgr_reconcile(void)
+/* Enters the workers forked by the last batch in the pid table (for
+ * which pids_reserve() made room). */
+static void record_pids(void)
 {
-    struct batch b = {.until = coty_now() + SPAWN_SLICE};
+    MGR_FOR_SLOTS (s, NULL)
+        if (s->pid && !s->in_pids) {
+            pid_put(s);
+            s->in_pids = 1;
+        }
+}
 
-    if (M.state != M_RUNNING)
-        return 0;
+/* Called after each loop turn. M.pending (something changed) makes it
+ * prepare a batch of forks; M.more (the last slice ended before the
+ * batch did) only goes on with it. The loop does not sleep while either
+ * is set. No Lua runs in the manager without setting M.pending (hooks
+ * run on a death, a reload, a stop), so prepare()'s flush covers them. */
+void mgr_reconcile(void)
+{
+    double until = coty_now() + SPAWN_SLICE;
+
+    if (M.state != M_RUNNING || !(M.pending || M.more))
+        return;
+    if (M.pending && prepare() < 0)
+        return; /* M.pending stays: tried again at the next turn */
+    M.pending = M.more = 0;
     for (int i = 0; i < M.nsvcs && M.state == M_RUNNING; i++)
-        reconcile_service(M.svcs[i], &b);
-    return b.more && M.state == M_RUNNING;
+        if (!reconcile_service(M.svcs[i], until)) {
+            M.more = 1;
+            break;
+        }
+    record_pids();
 }
 
 void mgr_reset_slot(struct slot *s)
 {
     coty_restart_reset(&s->throttle);
     coty_timer_stop(M.loop, &s->respawn);
+    M.pending = 1;
 }
 
 int coty_mgr_reconfigure(int id, int workers)
@@ -493,6 +630,7 @@ int coty_mgr_reconfigure(int id, int workers)
         if ((s->wid < workers) != (s->wid < svc->conf.workers))
             mgr_reset_slot(s);
     svc->conf.workers = workers;
+    M.pending = 1;
     return 0;
 }
 

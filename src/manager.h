@@ -11,6 +11,7 @@
 #ifndef COTY_MANAGER_H
 #define COTY_MANAGER_H
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include "identity.h"
@@ -27,6 +28,7 @@ struct coty_worker_info {
     int nfds;
     int sigpipe_ignored;        /* SIGPIPE was ignored before run() */
     const struct coty_identity *identity; /* to apply before init */
+    const sigset_t *caught;     /* signals not at SIG_DFL in the manager */
 };
 
 /* Why a worker died, as on_dead_worker's fourth argument tells it. */

@@ -31,6 +31,7 @@ struct slot {
     int stopping;               /* the manager asked this worker to stop */
     int restarting;             /* SIGHUP without reload(): it stops to restart */
     int ready;                  /* the worker reported that init is done */
+    int in_pids;                /* entered in M.pids under its pid */
     struct coty_restart throttle;
     struct coty_timer respawn;  /* armed while the slot waits to restart */
     struct coty_timer kill;     /* armed while a stop waits for the exit */
@@ -62,11 +63,17 @@ struct coty_mgr {
     struct coty_loop *loop;
     int sigfd;
     sigset_t oldmask;
+    sigset_t caught;            /* dispositions a worker resets (not SIG_DFL) */
     struct sigaction oldpipe, oldchld;
     const struct coty_mgr_ops *ops;
     void *ud;
     int live;                   /* forked and not yet reaped */
     int reap_all;               /* PID 1 or a subreaper: every child is ours */
+    int nready;                 /* slots whose worker reported ready */
+    int pending;                /* something changed: mgr_reconcile() has work */
+    int more;                   /* a batch of forks goes on at the next turn */
+    struct slot **pids;         /* live workers by pid (manager.c) */
+    size_t npids;               /* its size: a power of two, or 0 */
     int status;                 /* what run() returns */
     int shutdown_asked;
     struct coty_timer stop_timer;
@@ -90,9 +97,9 @@ struct slot *mgr_slot_next(const struct service *svc, const struct slot *prev);
 /* Calls fn on every slot; fn may free the slot it is given. */
 void mgr_each_slot(void (*fn)(struct slot *));
 struct slot *mgr_slot_by_pid(pid_t pid);
-/* Starts missing workers (a batch of them) and stops extra ones; true when
- * workers are still to start: the loop then comes back at once. */
-int mgr_reconcile(void);
+/* Starts missing workers (a slice of them: M.more when some are left, and
+ * the loop then comes back at once) and stops extra ones. */
+void mgr_reconcile(void);
 /* Reaps the workers that ended (and, as PID 1 or a subreaper, any child). */
 void mgr_reap(void);
 void mgr_reap_setup(void);
@@ -101,6 +108,8 @@ void mgr_stop_worker(struct slot *s);
 /* sig to the worker's process group (the worker and what it started). */
 void mgr_signal_worker(const struct slot *s, int sig);
 void mgr_reset_slot(struct slot *s);
+/* Sets s->ready and keeps M.nready in step. */
+void mgr_set_ready(struct slot *s, int ready);
 
 /* mgr_sockets.c: the listening sockets of services and slots. */
 int mgr_sockets_open(struct service *svc, const struct coty_service_conf *conf, char *err,

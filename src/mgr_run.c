@@ -143,7 +143,7 @@ static void hup_slot(struct slot *s)
 static void unready_slot(struct slot *s)
 {
     if (!s->svc->conf.has_reload)
-        s->ready = 0;
+        mgr_set_ready(s, 0);
 }
 
 static void reload(void)
@@ -316,17 +316,15 @@ int coty_mgr_run(const struct coty_mgr_ops *ops, void *ud)
     M.state = M_RUNNING;
     coty_info("starting %d service%s", PLURAL(M.nsvcs));
     while (M.state != M_DONE) {
-        int more;
-
         if (M.shutdown_asked)
             begin_stop("shutdown()");
-        more = mgr_reconcile();
+        mgr_reconcile();
         check_done();
         if (M.state == M_DONE)
             break;
         mgr_check_ready(); /* slots may have gone (reconfigure) without a report */
         mgr_update_status();
-        if (coty_loop_run_once(M.loop, more ? 0 : -1) < 0) {
+        if (coty_loop_run_once(M.loop, M.pending || M.more ? 0 : -1) < 0) {
             coty_error("epoll_wait() failed: %s", strerror(errno));
             if (M.state == M_KILLING) {
                 reap_all_blocking();

@@ -35,6 +35,8 @@ static int all_ready(void)
 
     for (int i = 0; i < M.nsvcs; i++)
         wanted += M.svcs[i]->conf.workers;
+    if (M.nready < wanted)
+        return 0; /* the walk below only once it may succeed */
     MGR_FOR_SLOTS (s, NULL)
         ready += s->wid < s->svc->conf.workers && s->pid && s->ready;
     return ready == wanted;
@@ -93,7 +95,7 @@ static void on_ready_fd(void *ud, int fd, uint32_t events)
     while ((pid = read_report(fd)) != 0) {
         struct slot *s = pid > 0 ? mgr_slot_by_pid(pid) : NULL;
         if (s)
-            s->ready = 1;
+            mgr_set_ready(s, 1);
     }
     mgr_check_ready();
 }

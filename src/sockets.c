@@ -4,6 +4,10 @@
  * A unix socket path left behind by a manager that died is taken over:
  * when bind() finds the path in use but nobody accepts connections on it,
  * the stale file is removed and bind() tried once more.
+ *
+ * Every listening socket a service gets is non-blocking, as nginx makes
+ * its own: workers share it, all of them wake when a client connects, and
+ * the ones that lose the race must get EAGAIN from accept(), not block.
  */
 #define _GNU_SOURCE
 #include "sockets.h"
@@ -171,7 +175,7 @@ static int try_bind(int fd, const struct coty_addr *a)
 int coty_sock_listen(const struct coty_addr *a, int reuseport)
 {
     int one = 1, saved;
-    int fd = socket(a->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(a->family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 
     if (fd < 0)
         return -1;
@@ -207,6 +211,15 @@ int coty_sock_probe(const struct coty_addr *a)
     close(fd);
     errno = saved;
     return r;
+}
+
+int coty_sock_nonblock(int fd)
+{
+    int flags = fcntl(fd, F_GETFL);
+
+    if (flags < 0 || (flags & O_NONBLOCK))
+        return flags < 0 ? -1 : 0;
+    return fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 }
 
 static void read_activation(void)
@@ -252,6 +265,7 @@ int coty_sock_activated(const char *spec, const char *name, const struct coty_ad
         for (int i = 0; i < nactivated; i++)
             if (!taken[i] && (pass == 0 ? same_address(i, a) : same_name(i, spec, name))) {
                 taken[i] = 1;
+                coty_sock_nonblock(SD_LISTEN_FDS_START + i);
                 return SD_LISTEN_FDS_START + i;
             }
     return -1;

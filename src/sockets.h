@@ -25,15 +25,19 @@ int coty_sock_parse(const char *spec, struct coty_addr *a, char *err, size_t err
 int coty_sock_is_abstract(const struct coty_addr *a);
 
 /* A new listening socket bound to a (with SO_REUSEPORT when reuseport),
- * close-on-exec. The fd, or -1 with errno. */
+ * close-on-exec and non-blocking. The fd, or -1 with errno. */
 int coty_sock_listen(const struct coty_addr *a, int reuseport);
 
 /* Binds a throw-away socket to a (no SO_REUSEPORT, no listen), to report
  * an address in use before any worker needs it. 0, or -1 with errno. */
 int coty_sock_probe(const struct coty_addr *a);
 
+/* Sets O_NONBLOCK on fd (the flag belongs to the open file, so every
+ * process holding it sees it). 0, or -1 with errno. */
+int coty_sock_nonblock(int fd);
+
 /* The activated socket listening on a, or else named `spec` or `name`; -1
- * when none. Each activated socket is handed out once. */
+ * when none; made non-blocking. Each activated socket is handed out once. */
 int coty_sock_activated(const char *spec, const char *name, const struct coty_addr *a);
 /* Closes the activated sockets that no service took (logs each). */
 void coty_sock_close_unused(void);

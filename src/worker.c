@@ -7,6 +7,12 @@
  * SIGHUP are ignored). The graceful timeout is a POSIX timer armed by the
  * SIGTERM handler itself (timer_settime is async-signal-safe): it bounds
  * the time from the request to the exit, even when run is stuck in C.
+ *
+ * A worker driven by an event loop asks for loop delivery (signal_fd):
+ * the handlers then poke a self-pipe instead of hooking Lua, and the loop
+ * calls coty_worker_dispatch when the pipe is readable, between two of its
+ * callbacks. A service with `drain_on_stop` keeps running after terminate
+ * returns (it finishes its work in flight) and exits when run returns.
  */
 #define _GNU_SOURCE
 #include "worker.h"
@@ -28,6 +34,7 @@
 #include "log.h"
 #include "loop.h"
 #include "proctitle.h"
+#include "selfpipe.h"
 
 enum phase { P_NONE, P_INIT, P_RUN, P_TERMINATING };
 
@@ -38,7 +45,10 @@ enum phase { P_NONE, P_INIT, P_RUN, P_TERMINATING };
 
 static volatile sig_atomic_t phase = P_NONE;
 static volatile sig_atomic_t got_term, got_hup;
+static volatile sig_atomic_t loop_mode; /* signals go to the self-pipe, not a hook */
 static int in_reload;
+static int drains;              /* the service drains on stop (drain_on_stop) */
+static int draining;            /* terminate returned; waiting for run to return */
 static lua_State *main_L;       /* the main thread of the worker */
 /* The thread that runs now (NULL: main_L), as far as resumes through
  * coroutine.resume and coroutine.wrap tell: the handler hooks it, since
@@ -54,6 +64,11 @@ static struct saved_hook {
     int mask, count;
 } user_hooks[MAX_SAVED];
 static volatile sig_atomic_t n_user_hooks;
+/* Set while coty_worker_wait() sleeps with the signals unblocked: it
+ * delivers them itself when the sleep ends, so no hook is needed (setting
+ * one writes to every frame of the Lua stack: pages the worker would
+ * otherwise keep sharing with the manager). */
+static volatile sig_atomic_t waiting;
 static int instance_ref = LUA_NOREF;
 static timer_t term_timer;
 static int has_timer;
@@ -64,6 +79,8 @@ static const int *sockets;      /* the service's listening sockets */
 static int nsockets;
 
 int coty_worker_stopping(void) { return got_term != 0; }
+
+void coty_worker_set_drain(int on) { drains = on; }
 
 const int *coty_worker_sockets(int *n)
 {
@@ -153,7 +170,9 @@ static void on_signal(int sig)
     } else if (sig == SIGHUP) {
         got_hup = 1;
     }
-    if (phase == P_RUN)
+    if (loop_mode)
+        coty_selfpipe_poke();
+    else if (phase == P_RUN && !waiting)
         set_hook(running());
     errno = saved;
 }
@@ -191,13 +210,39 @@ static int method_call(lua_State *L)
     return 1;
 }
 
-/* Runs instance:name() (reload, terminate) in a new coroutine: Lua turns
- * hooks off in a thread while it runs a hook, and this may be called from
- * the hook, but a SIGTERM must still reach a busy reload. An error logs
- * the traceback and exits 2. Returns whether the method exists. */
+/* The coroutine of call_method(), made once and kept in the registry: a
+ * method that returned leaves it ready for the next, so a reload creates
+ * no thread. While it runs (a terminate from within reload), another
+ * call gets a new one. Either way the coroutine is pushed on L. */
+static lua_State *spare;
+static int spare_ref = LUA_NOREF, spare_busy;
+
+static lua_State *method_thread(lua_State *L)
+{
+    lua_State *co;
+
+    if (spare && !spare_busy) {
+        spare_busy = 1;
+        lua_rawgeti(L, LUA_REGISTRYINDEX, spare_ref);
+        return spare;
+    }
+    co = lua_newthread(L);
+    if (!spare) {
+        lua_pushvalue(L, -1);
+        spare_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        spare = co;
+        spare_busy = 1;
+    }
+    return co;
+}
+
+/* Runs instance:name() (reload, terminate) in a coroutine of its own: Lua
+ * turns hooks off in a thread while it runs a hook, and this may be called
+ * from the hook, but a SIGTERM must still reach a busy reload. An error
+ * logs the traceback and exits 2. Returns whether the method exists. */
 static int call_method(lua_State *L, const char *name)
 {
-    lua_State *co = lua_newthread(L);
+    lua_State *co = method_thread(L);
     int nres, status, found;
 
     lua_pushcfunction(co, method_call);
@@ -213,6 +258,10 @@ static int call_method(lua_State *L, const char *name)
         finish(2);
     }
     found = lua_toboolean(co, -1);
+    if (co == spare) {
+        lua_settop(co, 0); /* finished: ready to start another function */
+        spare_busy = 0;
+    }
     lua_pop(L, 1); /* the coroutine */
     return found;
 }
@@ -226,14 +275,27 @@ static void arm_term_timer(void)
     }
 }
 
-static void terminate(lua_State *L) __attribute__((noreturn));
+/* instance:terminate() on the thread that runs: from P_TERMINATING on no
+ * signal is delivered, so no hook has to reach it and it needs no
+ * coroutine of its own (none is created). An error logs the traceback and
+ * exits 2; the graceful timeout bounds it. The worker exits 0 once it
+ * returns, unless the service drains: then the worker goes back to what it
+ * was doing and exits when run returns. */
 static void terminate(lua_State *L)
 {
     phase = P_TERMINATING;
     got_term = 1;
     arm_term_timer(); /* not armed yet when a SIGHUP led here */
-    call_method(L, "terminate");
-    finish(0);
+    lua_pushcfunction(L, method_call);
+    lua_pushliteral(L, "terminate");
+    if (coty_lua_call(L, 1, 0) != LUA_OK) {
+        coty_error("error in terminate: %s", lua_tostring(L, -1));
+        finish(2);
+    }
+    if (!drains)
+        finish(0);
+    draining = 1;
+    coty_info("draining: the worker exits when run returns");
 }
 
 static void reload(lua_State *L)
@@ -260,7 +322,8 @@ static void dispatch(lua_State *L)
     while (deliverable()) {
         if (got_term)
             terminate(L);
-        reload(L);
+        else
+            reload(L);
     }
 }
 
@@ -280,14 +343,14 @@ static void hook(lua_State *L, lua_Debug *ar)
 void coty_worker_enter(lua_State *co)
 {
     current = co;
-    if (deliverable())
+    if (deliverable() && !loop_mode)
         set_hook_blocked(co);
 }
 
 void coty_worker_leave(lua_State *L)
 {
     current = L == main_L ? NULL : L;
-    if (deliverable())
+    if (deliverable() && !loop_mode)
         set_hook_blocked(L);
 }
 
@@ -321,6 +384,31 @@ static struct timespec *remaining(double deadline, struct timespec *ts)
     return ts;
 }
 
+/* The wait without an fd: TERM and HUP (those of them that the caller
+ * had not blocked itself) stay blocked and are taken here (sigtimedwait)
+ * and recorded as the handler would have, so that an idle worker wakes
+ * without a signal frame. As ppoll: -1 with EINTR after a signal, 0 once
+ * tp passed. */
+static int wait_signal(const sigset_t *old, const struct timespec *tp)
+{
+    sigset_t want;
+    int sig;
+
+    sigemptyset(&want);
+    if (sigismember(old, SIGTERM) == 0)
+        sigaddset(&want, SIGTERM);
+    if (sigismember(old, SIGHUP) == 0)
+        sigaddset(&want, SIGHUP);
+    sig = sigtimedwait(&want, NULL, tp);
+
+    if (sig > 0) {
+        on_signal(sig); /* `waiting` is set: no hook */
+        errno = EINTR;
+        return -1;
+    }
+    return errno == EAGAIN ? 0 : -1;
+}
+
 int coty_worker_wait(lua_State *L, int fd, short events, double timeout)
 {
     struct pollfd pfd = {.fd = fd, .events = events};
@@ -336,6 +424,8 @@ int coty_worker_wait(lua_State *L, int fd, short events, double timeout)
         struct timespec ts, *tp;
         int n;
 
+        if (draining)
+            return 0; /* stopping: a plain loop notices at once */
         sigprocmask(SIG_BLOCK, &block, &old);
         if (deliverable()) {
             sigprocmask(SIG_SETMASK, &old, NULL);
@@ -350,9 +440,13 @@ int coty_worker_wait(lua_State *L, int fd, short events, double timeout)
         if (tp && tp->tv_sec == 0 && tp->tv_nsec == 0)
             tp->tv_nsec = 1;
         tiny = 0;
-        /* ppoll unblocks atomically: a signal that came after the check
-         * above is pending and interrupts it at once. */
-        n = ppoll(&pfd, fd >= 0 ? 1 : 0, tp, &old);
+        /* ppoll unblocks atomically, sigtimedwait takes what is pending:
+         * a signal that came after the check above ends the wait at once. */
+        waiting = 1;
+        n = fd >= 0 ? ppoll(&pfd, 1, tp, &old) : wait_signal(&old, tp);
+        /* Blocked again here: a signal that comes once they are unblocked
+         * finds waiting = 0 and hooks the thread. */
+        waiting = 0;
         {
             int saved = errno;
             sigprocmask(SIG_SETMASK, &old, NULL);
@@ -365,6 +459,30 @@ int coty_worker_wait(lua_State *L, int fd, short events, double timeout)
         if (n < 0 && errno != EINTR)
             return -1;
     }
+}
+
+/* ---- delivery through an event loop ---------------------------------- */
+
+int coty_worker_signal_fd(void)
+{
+    int fd;
+
+    if (phase == P_NONE) {
+        errno = EPERM;
+        return -1;
+    }
+    if ((fd = coty_selfpipe_open()) < 0)
+        return -1;
+    loop_mode = 1;
+    if (got_term || got_hup)
+        coty_selfpipe_poke();
+    return fd;
+}
+
+void coty_worker_dispatch(lua_State *L)
+{
+    coty_selfpipe_drain();
+    dispatch(L);
 }
 
 /* ---- start-up ------------------------------------------------------- */
@@ -382,18 +500,34 @@ static void set_handler(int sig, void (*fn)(int), int flags)
     sigaction(sig, &sa, NULL);
 }
 
+/* True for the signals whose disposition reset_process() sets anyway. */
+static int kept(int sig, const struct coty_worker_info *info)
+{
+    return sig == SIGTERM || sig == SIGHUP || sig == SIGALRM ||
+           (sig == SIGPIPE && info->sigpipe_ignored);
+}
+
+static void unset(const char *name)
+{
+    if (getenv(name))
+        unsetenv(name);
+}
+
 /* Everything of the manager's goes: dispositions, mask (still blocked
- * until the end of start-up), notify variables. */
+ * until the end of start-up), notify variables. Only the dispositions the
+ * manager found caught or ignored are reset (info->caught): the others
+ * are at SIG_DFL already. */
 static void reset_process(const struct coty_worker_info *info)
 {
     struct sigaction dfl = {.sa_handler = SIG_DFL}, ign = {.sa_handler = SIG_IGN};
 
     for (int sig = 1; sig < NSIG; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP)
+        if (sigismember(info->caught, sig) == 1 && !kept(sig, info))
             sigaction(sig, &dfl, NULL);
     /* The one disposition a worker keeps: an ignored SIGPIPE, as network
-     * libraries set it when the services file loads them (luasocket). */
-    if (info->sigpipe_ignored)
+     * libraries set it when the services file loads them (luasocket). The
+     * manager itself ignores SIGPIPE, so the worker's is SIG_IGN already. */
+    if (info->sigpipe_ignored && sigismember(info->caught, SIGPIPE) != 1)
         sigaction(SIGPIPE, &ign, NULL);
     set_handler(SIGTERM, on_signal, 0);
     set_handler(SIGHUP, on_signal, SA_RESTART);
@@ -404,9 +538,9 @@ static void reset_process(const struct coty_worker_info *info)
     if (getppid() != info->manager_pid)
         raise(SIGTERM); /* blocked now: delivered once init is done */
     coty_log_may_wait(1); /* a worker's lines wait for stderr, but not on_timeout's */
-    unsetenv("NOTIFY_SOCKET");
-    unsetenv("WATCHDOG_USEC");
-    unsetenv("WATCHDOG_PID");
+    unset("NOTIFY_SOCKET");
+    unset("WATCHDOG_USEC");
+    unset("WATCHDOG_PID");
 }
 
 static void arm_timeout(double seconds)
@@ -462,13 +596,16 @@ static int body(lua_State *L)
     phase = P_RUN;
     stage = "run";
     dispatch(L); /* what came during init; a terminate never reports ready */
+    if (draining)
+        finish(0); /* nor starts run, even when the service drains */
     report_ready(ready_fd);
     lua_pushcfunction(L, method_call);
     lua_pushliteral(L, "run");
     lua_call(L, 1, 0);
     stage = "the worker";
-    for (;;)
+    while (!draining)
         coty_worker_wait(L, -1, 0, -1);
+    finish(0);
     return 0;
 }
 

@@ -24,6 +24,9 @@ void coty_worker_main(lua_State *L, const struct coty_worker_info *info, int sta
 
 /* True once this worker was asked to terminate. */
 int coty_worker_stopping(void);
+/* Whether terminate starts a drain (the worker exits when run returns)
+ * instead of ending the worker; set in the worker before init. */
+void coty_worker_set_drain(int on);
 /* The listening sockets of this worker's service (n of them). */
 const int *coty_worker_sockets(int *n);
 
@@ -37,5 +40,13 @@ void coty_worker_leave(lua_State *L);
  * delivered during the wait. Returns the poll revents, 0 on timeout, or -1
  * with errno. */
 int coty_worker_wait(lua_State *L, int fd, short events, double timeout);
+
+/* Switches this worker to delivery through its event loop and returns an
+ * fd that is readable while a terminate or reload is pending (-1 with
+ * errno EPERM outside a worker). From then on signals no longer interrupt
+ * Lua code: the loop calls coty_worker_dispatch when the fd is readable. */
+int coty_worker_signal_fd(void);
+/* Runs the terminate or reload that is pending, if any, here and now. */
+void coty_worker_dispatch(lua_State *L);
 
 #endif

@@ -14,8 +14,9 @@ set -eu
 
 build="make gcc libc6-dev pkg-config lua5.4 liblua5.4-dev libsystemd-dev"
 demo="$build"
-check="$build lua-busted lua-check lua-socket luarocks systemd procps valgrind mandoc groff"
-bench="$build python3-cotyledon"
+check="$build lua-busted lua-check lua-socket luarocks systemd procps valgrind mandoc groff
+    lua-cqueues lua-luv lua-http lua-copas wrk curl"
+bench="$build python3-cotyledon lua-socket lua-cqueues lua-luv lua-http wrk"
 rock="$build luarocks"
 
 print=

@@ -1,0 +1,4 @@
+-- examples/http_luv.lua under wrk and curl: no request lost through
+-- SIGTERM, SIGHUP (reload and restart), SIGKILL and reconfigure down
+-- (spec/support/http_load.lua).
+require("http_load").describe_example("http_luv.lua", _ENV)
