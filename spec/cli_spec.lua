@@ -18,15 +18,7 @@ local function run(body, argv)
   return st, p:stdout(), p:stderr(), dir
 end
 
--- The line of body (after the prelude) holding `marker`.
-local function line_of(body, marker)
-  local n = select(2, H.prelude:gsub("\n", "")) + 1
-  for line in body:gmatch("[^\n]*") do
-    if line:find(marker, 1, true) then return n end
-    n = n + 1
-  end
-  error("no line with " .. marker)
-end
+local line_of = H.line_of
 
 local function refused(body, marker, message)
   local st, _, err, dir = run(body, { "services.lua" })

@@ -9,13 +9,6 @@ local proc = H.proc
 describe("drain and loop delivery", function()
   local p
 
-  setup(function() proc.set_subreaper() end)
-
-  after_each(function()
-    assert.are.equal(0, H.finish(p), "processes were left behind")
-    p = nil
-  end)
-
   local function ready(n)
     H.wait_until(function() return p:stderr():find("ready: " .. n .. " worker", 1, true) end, 10,
       "workers ready")

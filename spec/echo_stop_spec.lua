@@ -8,22 +8,10 @@ local socket = require("socket")
 
 local ECHO = H.root .. "/examples/echo.lua"
 
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
+local free_port = H.free_port
 
 describe("echo example stop", function()
   local p
-
-  setup(function() proc.set_subreaper() end)
-
-  after_each(function()
-    assert.are.equal(0, H.finish(p), "processes were left behind")
-    p = nil
-  end)
 
   it("stops 50 times in a row, each within 0.5 s of SIGTERM (x COTYLUA_SPEC_SLOW), with exit 0", function()
     local port = free_port()

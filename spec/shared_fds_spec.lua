@@ -3,7 +3,6 @@
 -- share them: cotylua warns, at start and under --check, naming each fd
 -- and its kind. A loop made in init draws no warning.
 local H = require("helpers")
-local proc = H.proc
 
 local TOP = [[
 local uv = require("luv")                -- libuv's loop: epoll and eventfd
@@ -38,13 +37,6 @@ end
 
 describe("loop descriptors left by the services file", function()
   local p
-
-  setup(function() proc.set_subreaper() end)
-
-  after_each(function()
-    assert.are.equal(0, H.finish(p), "processes were left behind")
-    p = nil
-  end)
 
   it("are named, with their kind, under --check", function()
     local dir = H.tmpdir()

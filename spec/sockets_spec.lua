@@ -8,13 +8,7 @@ local socket_unix = require("socket.unix")
 
 local ECHO = H.root .. "/examples/echo.lua"
 
--- A free TCP port on 127.0.0.1 (bound then released by this process).
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
+local free_port = H.free_port
 
 -- Sends lines to the echo service and returns the replies.
 local function talk(port, lines, timeout)

@@ -22,15 +22,7 @@ local WANTED = {
   "workers is read from add()'s options, not from the service table",
 }
 
--- The line of services.lua (prelude included) that holds `marker`.
-local function line_of(body, marker)
-  local n = select(2, H.prelude:gsub("\n", "")) + 1
-  for line in body:gmatch("[^\n]*") do
-    if line:find(marker, 1, true) then return n end
-    n = n + 1
-  end
-  error("no line with " .. marker)
-end
+local line_of = H.line_of
 
 local function assert_warned(err)
   local where = "services.lua:" .. line_of(TYPOS, "the add line") .. ": service \"typo\": "

@@ -99,6 +99,25 @@ end
 -- waiting
 ---------------------------------------------------------------------------
 
+-- A free TCP port on 127.0.0.1 (bound then released by this process).
+function H.free_port()
+  local s = assert(require("socket").bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+
+-- The line of services.lua written as H.prelude .. body that holds
+-- `marker` (a string found in body).
+function H.line_of(body, marker)
+  local n = select(2, H.prelude:gsub("\n", "")) + 1
+  for line in body:gmatch("[^\n]*") do
+    if line:find(marker, 1, true) then return n end
+    n = n + 1
+  end
+  error("no line with " .. marker)
+end
+
 -- Every wait's limit is multiplied by COTYLUA_SPEC_SLOW (default 1):
 -- tools/check.sh sets it for the sanitizer build, whose processes start
 -- and exit several times more slowly. A limit is a cap on waiting for
