@@ -529,7 +529,7 @@ end
 -- "restart_policy", "listen_addr").
 local function resemblance(key, known)
   local d = distance(key, known)
-  if d <= (#known >= 6 and 2 or 1) then
+  if d <= ((#key >= 6 and #known >= 6) and 2 or 1) then -- "read" is no typo of "reload"
     return d
   end
   local first = key:match("^([^_]+)_")

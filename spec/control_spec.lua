@@ -25,6 +25,9 @@ local function start(body)
   local p = H.run_app(body or APP)
   p:wait_event("init 1 ", 10)
   p:wait_event("init 0 ", 10)
+  -- the workers report ready after their event: the manager logs once it
+  -- has every report
+  H.wait_until(function() return p:stderr():find("ready: ", 1, true) end, 10, "the manager's ready line")
   return p
 end
 

@@ -6,7 +6,7 @@ local H = require("helpers")
 
 local TYPOS = [[
 local S = { name = "typo", grace_timeout = 5, restart_policy = {}, listen_addr = "x",
-  greeting = "hi", done = 0, timeout = 3, run_count = 1, name_prefix = "a", workers = 3 }
+  greeting = "hi", done = 0, timeout = 3, run_count = 1, name_prefix = "a", read = 1, workers = 3 }
 function S:terminte() end
 function S:run() ev("run") cotylua.sleep(1e9) end
 local m = cotylua.manager()
@@ -30,7 +30,7 @@ local function assert_warned(err)
     assert.truthy(err:find(where .. w, 1, true), "expected «" .. where .. w .. "» in:\n" .. err)
   end
   -- the user's own fields, however option-like a word of theirs is
-  for _, own in ipairs({ "greeting", "done", "timeout", "run_count", "name_prefix" }) do
+  for _, own in ipairs({ "greeting", "done", "timeout", "run_count", "name_prefix", "read" }) do
     assert.is_nil(err:find("field " .. own .. ",", 1, true), own .. " was taken for a typo")
   end
 end

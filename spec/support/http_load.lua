@@ -156,7 +156,7 @@ function L.describe_example(example, busted_env)
 
     -- Requests whose connections the workers have accepted: at least n.
     local function wait_accepted(n)
-      wait_until(function() return count(accepted_inodes(port)) >= n end, 10,
+      wait_until(function() return count(accepted_inodes(port)) >= n end, 20,
         n .. " accepted connections")
     end
 
