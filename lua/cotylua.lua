@@ -541,13 +541,11 @@ end
 -- The known field that an unknown one most likely meant, or nil.
 local function meant(key)
   local best, best_d
-  for _, known in ipairs(sorted_keys(OPTIONS)) do
-    local d = resemblance(key, known)
-    if d and (not best_d or d < best_d) then best, best_d = known, d end
-  end
-  for _, known in ipairs(sorted_keys(METHODS)) do
-    local d = resemblance(key, known)
-    if d and (not best_d or d < best_d) then best, best_d = known, d end
+  for _, fields in ipairs({ OPTIONS, METHODS }) do
+    for _, known in ipairs(sorted_keys(fields)) do
+      local d = resemblance(key, known)
+      if d and (not best_d or d < best_d) then best, best_d = known, d end
+    end
   end
   return best
 end
